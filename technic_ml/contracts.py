@@ -1,0 +1,232 @@
+"""Data contracts: the nouns every other module speaks.
+
+``ScanConfig`` is what a user asks the scanner for, ``ScanRecord`` is one scan that happened
+(config, outcome, timing, market conditions at that moment, provenance) and ``MarketConditions``
+is a snapshot of the market at a moment. They are pydantic models so that the scan-history
+importer, the market snapshotter, the predictors and the API share one definition of "valid".
+
+Conventions
+-----------
+* Timestamps are timezone-aware and held in America/New_York. A naive timestamp (the original
+  scanner logged naive local times) is interpreted as New York wall-clock time.
+* Models are strict: ``"12"`` is not an integer and ``1`` is not a boolean. A record that does
+  not match is rejected with an error that names the field, the value received and what was
+  expected (see :func:`describe_validation_error`); it is never coerced into shape.
+* Unknown keys of ``config``, ``performance`` and ``market_conditions`` are preserved (the
+  original logs carry ``use_alpha_blend``, ``enable_options``, ``profile``...), so importing then
+  exporting a record gives back semantically equal JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from technic_ml.errors import ContractError
+from technic_ml.nyse import NY
+
+
+def _as_new_york(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=NY)
+    return value.astimezone(NY)
+
+
+NYDatetime = Annotated[dt.datetime, Field(strict=False), AfterValidator(_as_new_york)]
+"""A datetime held in New York time; naive input is New York wall-clock time."""
+
+Trend = Literal["bullish", "neutral", "bearish"]
+RecordSource = Literal["scanner_log", "backfill"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", validate_assignment=True)
+
+
+class _Open(BaseModel):
+    # Unknown keys are kept (and exported again) rather than rejected.
+    model_config = ConfigDict(strict=True, extra="allow", validate_assignment=True)
+
+
+class ScanConfig(_Open):
+    """What the user asks the scanner for. Unknown keys are preserved."""
+
+    max_symbols: int = Field(ge=1, le=10_000, description="Scan at most this many of the most liquid symbols.")
+    min_tech_rating: float = Field(ge=0, le=100, description="Keep symbols whose tech rating is at least this.")
+    min_dollar_vol: float = Field(
+        ge=0, description="Minimum 20-day average daily dollar volume (USD) for a symbol to be scanned."
+    )
+    sectors: list[str] | None = Field(default=None, description="Sectors to scan; null or empty means all.")
+    industries: list[str] | None = Field(default=None, description="Industries to scan; null or empty means all.")
+    lookback_days: int = Field(ge=20, le=500, description="Trading days of history the indicators look at.")
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Keys the contract does not know (kept verbatim)."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+class ScanResults(_Strict):
+    count: int = Field(ge=0, description="Symbols that passed the scan.")
+    signals: int = Field(ge=0, description="Passing symbols with a fresh trigger on the last bar.")
+
+    @model_validator(mode="after")
+    def _signals_within_count(self) -> ScanResults:
+        if self.signals > self.count:
+            raise ValueError(
+                f"results.signals: received {self.signals}; expected at most results.count ({self.count}),"
+                " since signals are a subset of the results"
+            )
+        return self
+
+
+class ScanPerformance(_Open):
+    total_seconds: float = Field(ge=0, description="Wall-clock duration of the scan.")
+    symbols_scanned: int = Field(ge=0)
+    symbols_per_second: float | None = Field(default=None, ge=0)
+    symbols_returned: int | None = Field(default=None, ge=0)
+    stage_seconds: dict[str, float] | None = Field(default=None, description="Per-stage timings, when measured.")
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.__pydantic_extra__ or {})
+
+
+class MarketConditions(_Open):
+    """The market as of a moment. Snapshots made by technic-ml always fill the provenance fields
+    (``as_of``, ``data_source``, ``degraded``); records imported from the original scanner log
+    do not have them, and they stay ``None`` (unknown) rather than being invented."""
+
+    spy_trend: Trend
+    spy_volatility: float = Field(ge=0, description="Annualized volatility of SPY daily returns (~30 sessions).")
+    spy_momentum: float = Field(ge=-1, le=1)
+    spy_return_5d: float
+    spy_return_20d: float
+    vix_level: float | None = Field(gt=0, description="VIX close; null only in a degraded snapshot.")
+    time_of_day: int = Field(ge=0, le=23, description="Hour of the day, New York time.")
+    day_of_week: int = Field(ge=0, le=6, description="Monday=0 ... Sunday=6, New York time.")
+    is_market_hours: bool
+    as_of: NYDatetime | None = None
+    data_source: str | None = None
+    degraded: bool | None = None
+    degraded_reasons: list[str] | None = None
+    spy_bar_date: dt.date | None = Field(default=None, strict=False)
+    vix_bar_date: dt.date | None = Field(default=None, strict=False)
+
+    @model_validator(mode="after")
+    def _reasons_when_degraded(self) -> MarketConditions:
+        if self.degraded and not self.degraded_reasons:
+            raise ValueError("degraded_reasons: received none; expected at least one reason when degraded is true")
+        if self.vix_level is None and not self.degraded:
+            raise ValueError("vix_level: received null; expected a positive number (null only when degraded)")
+        return self
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.__pydantic_extra__ or {})
+
+
+class Provenance(_Strict):
+    source: RecordSource = Field(description="Where the record came from: the scanner's own log or a backfill.")
+    data_source: str | None = Field(default=None, description="Market data the scan ran on, when known.")
+
+
+class ScanRecord(_Strict):
+    """One scan that happened."""
+
+    scan_id: str = Field(min_length=1, max_length=200)
+    timestamp: NYDatetime
+    config: ScanConfig
+    results: ScanResults
+    performance: ScanPerformance
+    market_conditions: MarketConditions
+    provenance: Provenance | None = None
+
+    def to_original_json(self, *, include_provenance: bool = False) -> str:
+        """Serialize in the original scanner's line format (naive New York timestamps)."""
+        return json.dumps(self.to_original_dict(include_provenance=include_provenance))
+
+    def to_original_dict(self, *, include_provenance: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "scan_id": self.scan_id,
+            "timestamp": _naive_ny(self.timestamp).isoformat(),
+            "config": _config_dict(self.config),
+            "results": self.results.model_dump(),
+            "performance": _drop_none(self.performance.model_dump(mode="json")),
+            "market_conditions": _conditions_dict(self.market_conditions),
+        }
+        if include_provenance and self.provenance is not None:
+            d["provenance"] = _drop_none(self.provenance.model_dump())
+        return d
+
+
+def _naive_ny(ts: dt.datetime) -> dt.datetime:
+    return ts.astimezone(NY).replace(tzinfo=None)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _config_dict(config: ScanConfig) -> dict[str, Any]:
+    d = config.model_dump(mode="json")
+    # The original format always carries `sectors` (null = all) but has no `industries` key.
+    if d.get("industries") is None:
+        d.pop("industries", None)
+    return d
+
+
+def _conditions_dict(mc: MarketConditions) -> dict[str, Any]:
+    d = mc.model_dump(mode="json")
+    if d.get("as_of") is not None:
+        d["as_of"] = mc.as_of.isoformat()
+    return _drop_none(d)
+
+
+def describe_validation_error(exc: ValidationError, *, max_errors: int = 5) -> str:
+    """One line per problem: the field path, the value received and what was expected."""
+    parts = []
+    for err in exc.errors()[:max_errors]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<record>"
+        received = err.get("input")
+        received_text = _short(received)
+        expected = err["msg"]
+        if err["type"] == "missing":
+            parts.append(f"{loc}: missing; expected a value")
+        elif err["type"] == "extra_forbidden":
+            parts.append(f"{loc}: received {received_text}; expected no such field")
+        elif err["type"] == "value_error":
+            parts.append(expected.removeprefix("Value error, "))
+        else:
+            expected = expected.removeprefix("Input should be ").removeprefix("Input ")
+            parts.append(f"{loc}: received {received_text}; expected {expected}")
+    more = len(exc.errors()) - max_errors
+    if more > 0:
+        parts.append(f"(+{more} more)")
+    return "; ".join(parts)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_record(line: str | bytes) -> ScanRecord:
+    """Validate one JSON line into a ScanRecord or raise ContractError with a readable message."""
+    try:
+        return ScanRecord.model_validate_json(line)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ContractError(f"broken JSON: {exc.errors()[0]['msg']}") from None
+        raise ContractError(describe_validation_error(exc)) from None
+
+
+def parse_config(data: dict[str, Any]) -> ScanConfig:
+    """Validate a scan configuration from Python data; raises ContractError naming the field."""
+    try:
+        return ScanConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(describe_validation_error(exc)) from None

@@ -1,0 +1,185 @@
+"""Market conditions: what the market looked like at a moment, from SPY and VIX daily bars.
+
+The predictors use these conditions as features, and every scan record stores them, so they
+must be point-in-time and honest. The original prototype read a column that did not exist,
+swallowed the error and returned "neutral, volatility 0.15, VIX 20" forever. Here a missing,
+stale or fallen-back input never becomes a default: the snapshot carries ``degraded=True`` and a
+reason per problem, and when SPY itself is unusable there is no snapshot at all
+(``MarketDataError``).
+
+Definitions (all from bars completed by ``as_of``; see ``technic_ml.nyse``):
+
+* ``spy_trend``: *bullish* when the close is above its 20-session moving average and the
+  5-session average is above the 20-session one; *bearish* when both are below; else *neutral*.
+* ``spy_volatility``: standard deviation of the last 30 daily log returns, annualized by sqrt(252).
+* ``spy_return_5d`` / ``spy_return_20d``: simple returns of the close over 5 / 20 sessions.
+* ``spy_momentum``: tanh of the 20-session return divided by its own expected size
+  (daily volatility x sqrt(20)): a trend-strength score in [-1, 1] that reads the same in calm and
+  in turbulent markets (+0.76 is a one-sigma rally).
+* ``vix_level``: VIX close on SPY's last session. VIX trades on a few days SPY does not and the
+  reverse, so VIX is aligned on the stock calendar and carried forward; a carried value is
+  reported as degraded with its age.
+* ``time_of_day`` (hour), ``day_of_week`` (Monday=0) in New York time, ``is_market_hours`` from
+  the real NYSE calendar (holidays and early closes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import numpy as np
+import pandas as pd
+
+from technic_ml.contracts import MarketConditions
+from technic_ml.errors import MarketDataError
+from technic_ml.market_data.base import AsOf, MarketData
+from technic_ml.nyse import is_market_hours, last_completed_session, session_lag, to_ny
+
+log = logging.getLogger(__name__)
+
+TREND_FAST, TREND_SLOW = 5, 20
+VOL_WINDOW = 30
+MIN_SESSIONS = VOL_WINDOW + 1
+# Calendar days of bars to read so that MIN_SESSIONS sessions are available even across holidays.
+_READ_DAYS = 70
+
+
+def condition_series(spy: pd.DataFrame, vix: pd.DataFrame | None) -> pd.DataFrame:
+    """Conditions at each SPY session close, vectorized (for snapshots and backfills alike).
+
+    Returns one row per SPY date with spy_trend, spy_volatility, spy_momentum, spy_return_5d,
+    spy_return_20d, vix_level, vix_bar_date; rows without enough history hold NaN.
+    """
+    spy = spy.sort_values("date").drop_duplicates("date", keep="last")
+    close = pd.Series(spy["close"].to_numpy(dtype="float64"), index=pd.DatetimeIndex(spy["date"]))
+    close = close.where(close > 0)
+    sma_fast = close.rolling(TREND_FAST).mean()
+    sma_slow = close.rolling(TREND_SLOW).mean()
+    bullish = (close > sma_slow) & (sma_fast > sma_slow)
+    bearish = (close < sma_slow) & (sma_fast < sma_slow)
+    trend = np.where(bullish, "bullish", np.where(bearish, "bearish", "neutral"))
+    trend = pd.Series(trend, index=close.index).where(sma_slow.notna())
+
+    log_ret = np.log(close).diff()
+    daily_vol = log_ret.rolling(VOL_WINDOW).std()
+    ret5 = close.pct_change(5, fill_method=None)
+    ret20 = close.pct_change(20, fill_method=None)
+    scale = daily_vol * np.sqrt(20)
+    momentum = np.tanh(ret20 / scale.where(scale > 0))
+
+    out = pd.DataFrame(
+        {
+            "spy_trend": trend,
+            "spy_volatility": daily_vol * np.sqrt(252),
+            "spy_momentum": momentum,
+            "spy_return_5d": ret5,
+            "spy_return_20d": ret20,
+        },
+        index=close.index,
+    )
+    if vix is not None and len(vix):
+        v = vix.sort_values("date").drop_duplicates("date", keep="last")
+        v = v[v["close"] > 0]
+        vix_close = pd.Series(v["close"].to_numpy(dtype="float64"), index=pd.DatetimeIndex(v["date"]))
+        vix_date = pd.Series(vix_close.index, index=vix_close.index)
+        # Align on the stock calendar, carrying the last VIX print forward (and remembering its date).
+        union = close.index.union(vix_close.index)
+        out["vix_level"] = vix_close.reindex(union).ffill().reindex(close.index)
+        out["vix_bar_date"] = vix_date.reindex(union).ffill().reindex(close.index)
+    else:
+        out["vix_level"] = np.nan
+        out["vix_bar_date"] = pd.NaT
+    out.index.name = "date"
+    return out
+
+
+def compute_conditions(
+    spy: pd.DataFrame,
+    vix: pd.DataFrame | None,
+    as_of: AsOf,
+    *,
+    data_source: str,
+    problems: list[str] | None = None,
+) -> MarketConditions:
+    """Conditions as of ``as_of`` from bars already clipped to ``as_of``.
+
+    ``problems`` are upstream issues (a failed refresh, a missing VIX feed) to report as degraded.
+    Raises MarketDataError when SPY has too little history to compute anything honest.
+    """
+    when = to_ny(as_of)
+    reasons = list(problems or [])
+    if spy is None or len(spy) < MIN_SESSIONS:
+        got = 0 if spy is None else len(spy)
+        raise MarketDataError(
+            f"spy: received {got} daily bars up to {when.isoformat()}; expected at least {MIN_SESSIONS} "
+            f"to compute trend and {VOL_WINDOW}-session volatility ({data_source})"
+        )
+    series = condition_series(spy, vix)
+    row = series.iloc[-1]
+    spy_date = series.index[-1].date()
+    expected = last_completed_session(when)
+    lag = session_lag(spy_date, expected)
+    if lag > 0:
+        reasons.append(f"spy: stale, last bar {spy_date} is {lag} session(s) behind {expected}")
+    if row[["spy_volatility", "spy_return_20d", "spy_momentum"]].isna().any() or pd.isna(row["spy_trend"]):
+        raise MarketDataError(
+            f"spy: the last {MIN_SESSIONS} bars up to {spy_date} contain gaps or non-positive closes; "
+            f"expected {MIN_SESSIONS} consecutive valid closes ({data_source})"
+        )
+
+    vix_level: float | None
+    vix_date: dt.date | None
+    if pd.isna(row["vix_level"]):
+        vix_level, vix_date = None, None
+        reasons.append(f"vix: no VIX close on or before {spy_date}")
+    else:
+        vix_level = float(row["vix_level"])
+        vix_date = pd.Timestamp(row["vix_bar_date"]).date()
+        vix_lag = session_lag(vix_date, spy_date)
+        if vix_lag > 0:
+            reasons.append(f"vix: carried forward from {vix_date}, {vix_lag} session(s) before {spy_date}")
+
+    return MarketConditions(
+        spy_trend=row["spy_trend"],
+        spy_volatility=float(row["spy_volatility"]),
+        spy_momentum=float(row["spy_momentum"]),
+        spy_return_5d=float(row["spy_return_5d"]),
+        spy_return_20d=float(row["spy_return_20d"]),
+        vix_level=vix_level,
+        time_of_day=when.hour,
+        day_of_week=when.weekday(),
+        is_market_hours=is_market_hours(when),
+        as_of=when,
+        data_source=data_source,
+        degraded=bool(reasons),
+        degraded_reasons=reasons or None,
+        spy_bar_date=spy_date,
+        vix_bar_date=vix_date,
+    )
+
+
+def snapshot_market(market: MarketData, as_of: AsOf | None = None) -> MarketConditions:
+    """Snapshot market conditions as of ``as_of`` (default: now) from a market-data source.
+
+    A VIX failure degrades the snapshot; a SPY failure raises (there is nothing honest to report).
+    Warnings the source collected while serving (e.g. a failed refresh served from cache) are
+    reported as degradation reasons.
+    """
+    when = to_ny(as_of) if as_of is not None else to_ny(dt.datetime.now(tz=dt.UTC))
+    start = last_completed_session(when) - dt.timedelta(days=_READ_DAYS)
+    warnings_before = len(getattr(market, "warnings", []))
+    problems: list[str] = []
+    spy = market.spy(when, start=start)
+    try:
+        vix = market.vix(when, start=start)
+    except MarketDataError as exc:
+        vix = None
+        problems.append(f"vix: unavailable ({exc})")
+    problems.extend(str(w) for w in getattr(market, "warnings", [])[warnings_before:])
+    if market.is_sample:
+        log.info("market snapshot built on the embedded SAMPLE data (source=%s)", market.source)
+    conditions = compute_conditions(spy, vix, when, data_source=market.source, problems=problems)
+    if conditions.degraded:
+        log.warning("market snapshot as of %s is DEGRADED: %s", when.isoformat(), "; ".join(conditions.degraded_reasons))
+    return conditions

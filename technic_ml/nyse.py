@@ -1,0 +1,108 @@
+"""New York time and the NYSE trading calendar.
+
+Every timestamp in technic-ml is timezone-aware. Naive timestamps (the original scanner wrote
+naive local times) are interpreted as America/New_York wall-clock time; during the autumn
+daylight-saving change the ambiguous hour resolves to its first occurrence (EDT, ``fold=0``).
+
+Session facts (holidays, early closes such as the day after Thanksgiving, unscheduled closures
+such as 2001-09-11 or 2012-10-29) come from ``exchange_calendars``' XNYS calendar, never from a
+hard-coded 9:30-16:00 rule. Point-in-time logic everywhere asks this module which daily bar was
+complete at a moment: a bar for session *d* exists only once *d*'s close has passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+NY = ZoneInfo("America/New_York")
+
+# The calendar is built once for a span that covers the real data (1999-) and a few years ahead.
+_CAL_START = "1990-01-02"
+
+
+@lru_cache(maxsize=1)
+def calendar():
+    """The XNYS calendar (built once per process; about 0.3 s)."""
+    import exchange_calendars as xc
+
+    end = (pd.Timestamp.now(tz=NY).normalize() + pd.DateOffset(years=2)).strftime("%Y-%m-%d")
+    return xc.get_calendar("XNYS", start=_CAL_START, end=end)
+
+
+def to_ny(value: dt.datetime | dt.date | str | pd.Timestamp) -> dt.datetime:
+    """Return ``value`` as an aware datetime in New York time.
+
+    A naive datetime (or ISO string without offset) is New York wall-clock time. A bare date means
+    the end of that day in New York, i.e. after that day's close, so "as of 2019-11-29" includes
+    that day's bar.
+    """
+    if isinstance(value, str):
+        value = pd.Timestamp(value)
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=NY)
+        return value.astimezone(NY)
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time(23, 59, 59, 999999), tzinfo=NY)
+    raise TypeError(f"as_of: received {value!r} ({type(value).__name__}); expected a datetime, date or ISO string")
+
+
+def now_ny() -> dt.datetime:
+    return dt.datetime.now(tz=NY)
+
+
+def _utc(ts: dt.datetime) -> pd.Timestamp:
+    return pd.Timestamp(to_ny(ts)).tz_convert("UTC")
+
+
+def is_market_hours(ts: dt.datetime | str | pd.Timestamp) -> bool:
+    """True when NYSE's regular session is open at ``ts`` (open inclusive, close exclusive)."""
+    cal = calendar()
+    t = _utc(ts)
+    day = pd.Timestamp(to_ny(ts).date())
+    if day < cal.first_session or day > cal.last_session or not cal.is_session(day):
+        return False
+    open_, close = cal.session_open(day), cal.session_close(day)
+    return bool(open_ <= t < close)
+
+
+def last_completed_session(ts: dt.datetime | dt.date | str | pd.Timestamp) -> dt.date:
+    """The latest NYSE session whose close is at or before ``ts``.
+
+    A scan at noon on a trading day sees the previous session's close; a scan after 16:00 (or after
+    13:00 on an early-close day) sees the same day's.
+    """
+    cal = calendar()
+    t = _utc(ts)
+    day = pd.Timestamp(to_ny(ts).date())
+    if day > cal.last_session:
+        day = cal.last_session
+    if day < cal.first_session:
+        raise ValueError(f"as_of: received {ts}; expected a time after {cal.first_session.date()}")
+    session = cal.date_to_session(day, direction="previous")
+    if cal.session_close(session) > t:
+        session = cal.previous_session(session)
+    return session.date()
+
+
+def sessions_between(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    """NYSE sessions in [start, end] (naive dates)."""
+    cal = calendar()
+    start_ts = max(pd.Timestamp(start), cal.first_session)
+    end_ts = min(pd.Timestamp(end), cal.last_session)
+    if start_ts > end_ts:
+        return pd.DatetimeIndex([])
+    return cal.sessions_in_range(start_ts, end_ts)
+
+
+def session_lag(bar_date: dt.date, expected: dt.date) -> int:
+    """How many NYSE sessions ``bar_date`` is behind ``expected`` (0 when current or ahead)."""
+    if bar_date >= expected:
+        return 0
+    return len(sessions_between(bar_date, expected)) - 1

@@ -1,0 +1,51 @@
+"""Shared fixtures. Tests never touch the network; the real data in ../shared/data is optional."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_MARKET = SHARED_DATA / "market"
+SHARED_SCAN_LOG = SHARED_DATA / "technic_v4" / "scan_history.jsonl"
+
+
+@pytest.fixture(scope="session")
+def shared_market_dir() -> Path:
+    if not (SHARED_MARKET / "prices.parquet").exists():
+        pytest.skip(f"real market data not found at {SHARED_MARKET} (set TECHNIC_SHARED_DATA)")
+    return SHARED_MARKET
+
+
+@pytest.fixture(scope="session")
+def shared_scan_log() -> Path:
+    if not SHARED_SCAN_LOG.exists():
+        pytest.skip(f"original scan log not found at {SHARED_SCAN_LOG} (set TECHNIC_SHARED_DATA)")
+    return SHARED_SCAN_LOG
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path, monkeypatch):
+    """Every test writes under its own data root and never reads the developer's TECHNIC_* env."""
+    for key in list(os.environ):
+        if key.startswith("TECHNIC_") and key != "TECHNIC_SHARED_DATA":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TECHNIC_DATA_ROOT", str(tmp_path / "data-root"))
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Refuse any connection that is not to loopback, so a test cannot reach the internet by accident."""
+    real_connect = socket.socket.connect
+
+    def guarded(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("/"):
+            raise OSError(f"network access blocked in tests: {address!r}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
