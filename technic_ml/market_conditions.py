@@ -66,7 +66,8 @@ def condition_series(spy: pd.DataFrame, vix: pd.DataFrame | None) -> pd.DataFram
     ret5 = close.pct_change(5, fill_method=None)
     ret20 = close.pct_change(20, fill_method=None)
     scale = daily_vol * np.sqrt(20)
-    momentum = np.tanh(ret20 / scale.where(scale > 0))
+    # A perfectly steady series has zero volatility: its momentum is the sign of its return.
+    momentum = np.tanh(ret20 / scale).mask((scale == 0) & (ret20 == 0), 0.0)
 
     out = pd.DataFrame(
         {

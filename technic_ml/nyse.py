@@ -13,6 +13,7 @@ complete at a moment: a bar for session *d* exists only once *d*'s close has pas
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -30,7 +31,11 @@ def calendar():
     import exchange_calendars as xc
 
     end = (pd.Timestamp.now(tz=NY).normalize() + pd.DateOffset(years=2)).strftime("%Y-%m-%d")
-    return xc.get_calendar("XNYS", start=_CAL_START, end=end)
+    with warnings.catch_warnings():
+        # exchange_calendars trips a pandas deprecation while building; it is not ours to fix.
+        warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        return xc.get_calendar("XNYS", start=_CAL_START, end=end)
 
 
 def to_ny(value: dt.datetime | dt.date | str | pd.Timestamp) -> dt.datetime:

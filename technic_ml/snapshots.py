@@ -107,15 +107,11 @@ class SnapshotStore:
             row = pq.read_table(path).to_pylist()[0]
         except (OSError, pa.ArrowInvalid, IndexError) as exc:
             raise StoreError(f"snapshot file {path} is unreadable: {exc}") from exc
-        return MarketConditions.model_validate_json(_json(row))
+        return MarketConditions.model_validate_json(json.dumps(row))
 
 
 def _stamp(path: Path) -> dt.datetime:
     return dt.datetime.strptime(path.name.split("-")[0], _STAMP).replace(tzinfo=dt.UTC)
-
-
-def _json(row: dict) -> str:
-    return json.dumps({k: v for k, v in row.items() if v is not None})
 
 
 _SCHEMA = pa.schema(

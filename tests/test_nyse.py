@@ -1,0 +1,61 @@
+import datetime as dt
+
+import pytest
+
+from technic_ml.nyse import NY, is_market_hours, last_completed_session, session_lag, to_ny
+
+
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        ("2019-07-04 12:00", False),  # Independence Day
+        ("2019-11-29 13:30", False),  # day after Thanksgiving: early close at 13:00
+        ("2019-11-29 12:59", True),
+        ("2019-07-03 13:30", False),  # early close before Independence Day
+        ("2019-07-05 09:29", False),
+        ("2019-07-05 09:30", True),
+        ("2019-07-05 15:59", True),
+        ("2019-07-05 16:00", False),
+        ("2019-07-06 12:00", False),  # Saturday
+        ("2001-09-11 12:00", False),  # unscheduled closure
+        ("2012-10-29 12:00", False),  # Hurricane Sandy
+        ("2019-12-25 12:00", False),
+    ],
+)
+def test_market_hours_follow_the_real_calendar(ts, expected):
+    assert is_market_hours(ts) is expected
+
+
+def test_market_hours_respects_timezones():
+    # 14:00 UTC in July is 10:00 in New York
+    assert is_market_hours(dt.datetime(2019, 7, 5, 14, 0, tzinfo=dt.UTC))
+    assert not is_market_hours(dt.datetime(2019, 7, 5, 13, 0, tzinfo=dt.UTC))
+
+
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        ("2019-11-29 12:00", dt.date(2019, 11, 27)),  # before the early close: previous session
+        ("2019-11-29 13:00", dt.date(2019, 11, 29)),  # at the early close
+        ("2019-07-05 09:00", dt.date(2019, 7, 3)),  # holiday in between
+        ("2019-07-08 16:00", dt.date(2019, 7, 8)),
+        ("2019-07-07 10:00", dt.date(2019, 7, 5)),  # Sunday
+        (dt.date(2019, 7, 4), dt.date(2019, 7, 3)),  # a bare date means end of that day
+        (dt.date(2019, 7, 5), dt.date(2019, 7, 5)),
+    ],
+)
+def test_last_completed_session(ts, expected):
+    assert last_completed_session(ts) == expected
+
+
+def test_naive_means_new_york_and_dates_mean_end_of_day():
+    assert to_ny("2019-01-02 10:00") == dt.datetime(2019, 1, 2, 10, 0, tzinfo=NY)
+    assert to_ny(dt.date(2019, 1, 2)).hour == 23
+    with pytest.raises(TypeError, match="as_of: received 5"):
+        to_ny(5)
+
+
+def test_session_lag_counts_sessions_not_days():
+    assert session_lag(dt.date(2019, 7, 3), dt.date(2019, 7, 8)) == 2  # 5th and 8th
+    assert session_lag(dt.date(2019, 7, 8), dt.date(2019, 7, 8)) == 0
+    assert session_lag(dt.date(2019, 7, 9), dt.date(2019, 7, 8)) == 0
