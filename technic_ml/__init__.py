@@ -1,0 +1,15 @@
+"""technic-ml: scan history, market conditions and calibrated predictors for the Technic scanner.
+
+The library is pure Python and never imports Prefect; ``tasks/``, ``flows/`` and ``deployments/``
+wrap it. Modules, from the bottom up:
+
+* ``nyse``: New York time and the NYSE calendar (point-in-time rules live here).
+* ``contracts``: ScanConfig, ScanRecord, MarketConditions.
+* ``settings``: TECHNIC_* settings, the data root.
+* ``market_data``: one interface over the embedded sample, a parquet directory and yfinance.
+* ``market_conditions`` / ``snapshots``: conditions as of a moment, and their persisted history.
+* ``history``: the scan history store.
+* ``jobs``: the main job; ``cli``: the ``technic-ml`` command.
+"""
+
+__version__ = "0.1.0"

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The Prefect test environment (DEVELOPERS.md), also when pytest runs outside .ci/run.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="technic-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TECHNIC_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -1,0 +1,305 @@
+"""The ``technic-ml`` command: the main job, market snapshots and the scan-history store.
+
+Thin by design: each command parses options into settings, calls one library function and renders
+its result. Errors technic-ml raises on purpose (TechnicError) print one readable line and exit 1;
+usage errors exit 2 (typer's convention). Warnings (a degraded snapshot, a failed refresh) go to
+stderr through logging, so they are visible even when stdout is piped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from technic_ml.errors import TechnicError
+from technic_ml.settings import TechnicSettings
+
+app = typer.Typer(
+    help="technic-ml: scan history, market conditions and predictors for the Technic scanner.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+market_app = typer.Typer(help="Market-condition snapshots.", no_args_is_help=True)
+history_app = typer.Typer(help="The scan history store.", no_args_is_help=True)
+app.add_typer(market_app, name="market")
+app.add_typer(history_app, name="history")
+
+out = Console()
+err = Console(stderr=True)
+
+_overrides: dict[str, object] = {}
+
+
+@app.callback()
+def _main(
+    data_root: Annotated[
+        Path | None, typer.Option(help="Where outputs are written (env TECHNIC_DATA_ROOT).", show_default=False)
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+        force=True,
+    )
+    _overrides.clear()
+    if data_root is not None:
+        _overrides["data_root"] = data_root
+
+
+def _settings(**more) -> TechnicSettings:
+    values = {**_overrides, **{k: v for k, v in more.items() if v is not None}}
+    try:
+        return TechnicSettings(**values)
+    except ValidationError as exc:
+        raise TechnicError(f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+
+
+def _handled(fn):
+    """Turn deliberate errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TechnicError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    from technic_ml.nyse import to_ny
+
+    try:
+        return to_ny(value)
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(f"received {value!r}; expected an ISO date or time, e.g. 2019-11-29T13:30") from exc
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _conditions_table(c) -> Table:
+    t = Table(title=f"Market conditions as of {c.as_of.isoformat() if c.as_of else '?'}", show_header=False)
+    for key, value in c.model_dump().items():
+        if key == "degraded_reasons" and value:
+            value = "\n".join(value)
+        style = "bold red" if key == "degraded" and value else None
+        t.add_row(key, str(value), style=style)
+    return t
+
+
+# ---------------------------------------------------------------------------------------- run
+@app.command()
+@_handled
+def run(
+    as_of: Annotated[str | None, typer.Option(help="Snapshot moment (default: end of a historical dataset, or now).")] = None,
+) -> None:
+    """The main job: snapshot the market and summarize scan history, then print where outputs are."""
+    from technic_ml.jobs import run_main_job
+
+    settings = _settings()
+    with _progress() as bar:
+        task = bar.add_task("importing sample scan log", total=None)
+        report = run_main_job(
+            settings, as_of=_parse_time(as_of), progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    if report.is_sample:
+        out.print("[bold yellow]Running on the EMBEDDED SAMPLE[/] (real S&P 500 / VIX backbone, synthetic stocks).")
+    out.print(f"Market source: {report.market_source}; as of {report.as_of.isoformat()} ({report.as_of_reason})")
+    out.print(_conditions_table(report.conditions))
+    if report.imported is not None:
+        out.print(f"Scan history import: {report.imported}")
+    out.print(_frame_table(report.statistics, "Scan history statistics"))
+    outputs = Table(title="Outputs", show_header=False)
+    for name, path in report.outputs.items():
+        outputs.add_row(name, str(path))
+    out.print(outputs)
+
+
+# ------------------------------------------------------------------------------------- market
+@market_app.command("snapshot")
+@_handled
+def market_snapshot(
+    as_of: Annotated[str | None, typer.Option(help="Moment (ISO; naive = New York time). Default: now.")] = None,
+    source: Annotated[str | None, typer.Option(help="sample | parquet | yfinance (env TECHNIC_MARKET_SOURCE).")] = None,
+    market_dir: Annotated[Path | None, typer.Option(help="Market-data directory for --source parquet.")] = None,
+    save: Annotated[bool, typer.Option(help="Persist the snapshot in the snapshot store.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Snapshot market conditions as of now or a given time."""
+    from technic_ml.market_conditions import snapshot_market
+    from technic_ml.market_data import open_market_data
+    from technic_ml.snapshots import SnapshotStore
+
+    settings = _settings(market_source=source, market_dir=market_dir)
+    market = open_market_data(settings)
+    conditions = snapshot_market(market, _parse_time(as_of))
+    path = SnapshotStore(settings.snapshot_path).save(conditions) if save else None
+    if as_json:
+        out.print_json(conditions.model_dump_json())
+    else:
+        if market.is_sample:
+            out.print("[bold yellow]EMBEDDED SAMPLE data[/]")
+        out.print(_conditions_table(conditions))
+        if path:
+            out.print(f"saved: {path}")
+
+
+@market_app.command("show")
+@_handled
+def market_show(
+    as_of: Annotated[str | None, typer.Option(help="Latest snapshot taken at or before this moment.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the latest persisted snapshot, or the one in force at --as-of."""
+    from technic_ml.snapshots import SnapshotStore
+
+    store = SnapshotStore(_settings().snapshot_path)
+    when = _parse_time(as_of)
+    conditions = store.latest() if when is None else store.as_of(when)
+    if conditions is None:
+        raise TechnicError(f"no snapshot {'saved' if when is None else f'at or before {when.isoformat()}'} in {store.root}")
+    if as_json:
+        out.print_json(conditions.model_dump_json())
+    else:
+        out.print(_conditions_table(conditions))
+
+
+# ------------------------------------------------------------------------------------ history
+def _store():
+    from technic_ml.history import ScanHistoryStore
+
+    settings = _settings()
+    return ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
+
+
+@history_app.command("import")
+@_handled
+def history_import(
+    files: Annotated[list[Path], typer.Argument(help="JSONL files in the original scan-log format.")],
+    source: Annotated[str, typer.Option(help="Provenance for lines without one: scanner_log | backfill.")] = "scanner_log",
+    data_source: Annotated[str | None, typer.Option(help="Market data the scans ran on, if known.")] = None,
+) -> None:
+    """Import scan records; malformed lines are quarantined with their line number and reason."""
+    if source not in ("scanner_log", "backfill"):
+        raise typer.BadParameter(f"received {source!r}; expected scanner_log or backfill", param_hint="--source")
+    store = _store()
+    failed = False
+    for path in files:
+        with _progress() as bar:
+            task = bar.add_task(f"importing {path.name}", total=None)
+            summary = store.import_jsonl(
+                path,
+                source=source,
+                data_source=data_source,
+                progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
+            )
+        out.print(str(summary), highlight=False)
+        failed = failed or summary.quarantined > 0
+    if failed:
+        # Good lines are kept; the exit code still tells scripts that something needs attention.
+        raise typer.Exit(3)
+
+
+@history_app.command("export")
+@_handled
+def history_export(
+    file: Annotated[Path, typer.Argument(help="Destination JSONL file.")],
+    with_provenance: Annotated[bool, typer.Option(help="Add each record's provenance key.")] = False,
+    start: Annotated[str | None, typer.Option(help="Only records at or after this time.")] = None,
+    end: Annotated[str | None, typer.Option(help="Only records before this time.")] = None,
+) -> None:
+    """Export records in the original scan-log format (naive New York timestamps)."""
+    n = _store().export_jsonl(file, include_provenance=with_provenance, start=_parse_time(start), end=_parse_time(end))
+    out.print(f"exported {n} records to {file}")
+
+
+@history_app.command("stats")
+@_handled
+def history_stats(
+    by: Annotated[list[str] | None, typer.Option(help="Group by a config field (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
+) -> None:
+    """Count, mean and median results and duration, empty-scan rate; optionally grouped."""
+    frame = _store().statistics(by=by or [])
+    if as_json:
+        out.print_json(frame.to_json(orient="records"))
+    else:
+        out.print(_frame_table(frame, "Scan history statistics"))
+
+
+@history_app.command("recent")
+@_handled
+def history_recent(n: Annotated[int, typer.Option("-n", min=1, help="How many records.")] = 10) -> None:
+    """Print the n most recent records (newest first) as JSON lines."""
+    for record in _store().recent(n):
+        typer.echo(record.to_original_json(include_provenance=True))
+
+
+@history_app.command("retention")
+@_handled
+def history_retention(
+    older_than_days: Annotated[int, typer.Option(min=0, help="Records whose scan date is older than this.")],
+    mode: Annotated[str, typer.Option(help="archive (move aside) or drop (delete).")],
+    dry_run: Annotated[bool, typer.Option(help="Report what would happen; change nothing.")] = False,
+) -> None:
+    """Archive or drop old records. Explicit: --mode is required, and the report says what moved."""
+    if mode not in ("archive", "drop"):
+        raise typer.BadParameter(f"received {mode!r}; expected archive or drop", param_hint="--mode")
+    report = _store().retention(older_than_days, mode=mode, dry_run=dry_run)
+    out.print(str(report), highlight=False)
+
+
+@history_app.command("compact")
+@_handled
+def history_compact() -> None:
+    """Merge small files of each date partition into one."""
+    out.print(str(_store().compact()), highlight=False)
+
+
+def _frame_table(frame, title: str) -> Table:
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col))
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    return table
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

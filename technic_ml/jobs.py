@@ -1,0 +1,150 @@
+"""The main job: what ``make run`` (``technic-ml run``) does until the Prefect pipeline exists.
+
+1. open the configured market data (the embedded sample by default: offline, no ../shared);
+2. snapshot market conditions and persist the snapshot;
+3. on the sample only, import the bundled original-format scan log (synthetic records, labelled);
+4. compute scan-history statistics and write them next to a JSON summary of the run.
+
+Each step is a plain function over library objects, so the Prefect flow of a later issue can wrap
+the same calls as tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from technic_ml.contracts import MarketConditions
+from technic_ml.history import ImportSummary, ScanHistoryStore
+from technic_ml.market_conditions import snapshot_market
+from technic_ml.market_data import MarketData, open_market_data
+from technic_ml.market_data.base import AsOf
+from technic_ml.nyse import NY, calendar, now_ny, to_ny
+from technic_ml.settings import TechnicSettings
+from technic_ml.snapshots import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+SAMPLE_LOG_LABEL = "sample-log (synthetic)"
+STATS_GROUPS = ("max_symbols", "min_tech_rating", "lookback_days", "sectors")
+
+
+@dataclass
+class MainJobReport:
+    settings: TechnicSettings
+    market_source: str
+    is_sample: bool
+    as_of: dt.datetime
+    as_of_reason: str
+    conditions: MarketConditions
+    snapshot_file: Path
+    history_dir: Path
+    imported: ImportSummary | None
+    statistics: pd.DataFrame
+    statistics_by_group: dict[str, pd.DataFrame] = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def default_as_of(market: MarketData) -> tuple[dt.datetime, str]:
+    """Now for a live source; the close of the last session in the data for a historical dataset.
+
+    A historical dataset (the sample ends in 2018, the shared real data in 2019) snapshotted "now"
+    would be years stale; the job says which moment it used and why.
+    """
+    if market.source == "yfinance":
+        return now_ny(), "now (live source)"
+    last = market.spy(now_ny())["date"].max()
+    if pd.isna(last):
+        return now_ny(), "now (the source returned no SPY bars)"
+    close = calendar().session_close(pd.Timestamp(last)).tz_convert(NY).to_pydatetime()
+    return close, f"close of the last session in the data ({last.date()})"
+
+
+def sample_scan_log() -> Path:
+    return Path(str(resources.files("technic_ml").joinpath("sample/scan_history_sample.jsonl")))
+
+
+def run_main_job(settings: TechnicSettings, *, as_of: AsOf | None = None, progress=None) -> MainJobReport:
+    market = open_market_data(settings)
+    if as_of is None:
+        when, reason = default_as_of(market)
+    else:
+        when, reason = to_ny(as_of), "given"
+
+    conditions = snapshot_market(market, when)
+    snapshot_file = SnapshotStore(settings.snapshot_path).save(conditions)
+
+    store = ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
+    imported = None
+    if market.is_sample:
+        imported = store.import_jsonl(
+            sample_scan_log(), source="scanner_log", data_source=SAMPLE_LOG_LABEL, progress=progress
+        )
+
+    stats = store.statistics()
+    by_group = {name: store.statistics(by=[name]) for name in STATS_GROUPS} if store.count() else {}
+
+    reports = settings.data_root / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    stats_file = reports / "history-statistics.csv"
+    grouped_file = reports / "history-statistics-by-config.csv"
+    stats.to_csv(stats_file, index=False)
+    if by_group:
+        pd.concat(
+            [frame.assign(group_by=name) for name, frame in by_group.items()], ignore_index=True
+        ).to_csv(grouped_file, index=False)
+    summary_file = reports / "last-run.json"
+    report = MainJobReport(
+        settings=settings,
+        market_source=market.source,
+        is_sample=market.is_sample,
+        as_of=when,
+        as_of_reason=reason,
+        conditions=conditions,
+        snapshot_file=snapshot_file,
+        history_dir=settings.history_path,
+        imported=imported,
+        statistics=stats,
+        statistics_by_group=by_group,
+        outputs={
+            "snapshot": snapshot_file,
+            "history": settings.history_path,
+            "statistics": stats_file,
+            "summary": summary_file,
+        },
+    )
+    if by_group:
+        report.outputs["statistics_by_config"] = grouped_file
+    if imported is not None and imported.quarantine_file is not None:
+        report.outputs["quarantine"] = imported.quarantine_file
+    summary_file.write_text(json.dumps(_summary(report), indent=2, default=str) + "\n")
+    return report
+
+
+def _summary(report: MainJobReport) -> dict:
+    return {
+        "ran_at": now_ny().isoformat(),
+        "market_source": report.market_source,
+        "sample_data": report.is_sample,
+        "as_of": report.as_of.isoformat(),
+        "as_of_reason": report.as_of_reason,
+        "market_conditions": report.conditions.model_dump(mode="json"),
+        "history_records": int(report.statistics["count"].sum()) if len(report.statistics) else 0,
+        "imported": None if report.imported is None else _import_dict(report.imported),
+        "outputs": {k: str(v) for k, v in report.outputs.items()},
+    }
+
+
+def _import_dict(summary: ImportSummary) -> dict:
+    return {
+        "added": summary.added,
+        "duplicates": summary.duplicates,
+        "quarantined": summary.quarantined,
+        "conflicts": summary.conflicts,
+    }
