@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -44,7 +43,8 @@ _overrides: dict[str, object] = {}
 @app.callback()
 def _main(
     data_root: Annotated[
-        Path | None, typer.Option(help="Where outputs are written (env TECHNIC_DATA_ROOT).", show_default=False)
+        Path | None,
+        typer.Option(help="Where outputs are written (env TECHNIC_DATA_ROOT).", show_default=False),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
@@ -64,7 +64,9 @@ def _settings(**more) -> TechnicSettings:
     try:
         return TechnicSettings(**values)
     except ValidationError as exc:
-        raise TechnicError(f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+        raise TechnicError(
+            f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+        ) from None
 
 
 def _handled(fn):
@@ -89,7 +91,9 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     try:
         return to_ny(value)
     except (ValueError, TypeError) as exc:
-        raise typer.BadParameter(f"received {value!r}; expected an ISO date or time, e.g. 2019-11-29T13:30") from exc
+        raise typer.BadParameter(
+            f"received {value!r}; expected an ISO date or time, e.g. 2019-11-29T13:30"
+        ) from exc
 
 
 def _progress() -> Progress:
@@ -117,7 +121,9 @@ def _conditions_table(c) -> Table:
 @app.command()
 @_handled
 def run(
-    as_of: Annotated[str | None, typer.Option(help="Snapshot moment (default: end of a historical dataset, or now).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Snapshot moment (default: end of a historical dataset, or now).")
+    ] = None,
 ) -> None:
     """The main job: snapshot the market and summarize scan history, then print where outputs are."""
     from technic_ml.jobs import run_main_job
@@ -126,11 +132,17 @@ def run(
     with _progress() as bar:
         task = bar.add_task("importing sample scan log", total=None)
         report = run_main_job(
-            settings, as_of=_parse_time(as_of), progress=lambda done, total: bar.update(task, completed=done, total=total)
+            settings,
+            as_of=_parse_time(as_of),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     if report.is_sample:
-        out.print("[bold yellow]Running on the EMBEDDED SAMPLE[/] (real S&P 500 / VIX backbone, synthetic stocks).")
-    out.print(f"Market source: {report.market_source}; as of {report.as_of.isoformat()} ({report.as_of_reason})")
+        out.print(
+            "[bold yellow]Running on the EMBEDDED SAMPLE[/] (real S&P 500 / VIX backbone, synthetic stocks)."
+        )
+    out.print(
+        f"Market source: {report.market_source}; as of {report.as_of.isoformat()} ({report.as_of_reason})"
+    )
     out.print(_conditions_table(report.conditions))
     if report.imported is not None:
         out.print(f"Scan history import: {report.imported}")
@@ -145,9 +157,15 @@ def run(
 @market_app.command("snapshot")
 @_handled
 def market_snapshot(
-    as_of: Annotated[str | None, typer.Option(help="Moment (ISO; naive = New York time). Default: now.")] = None,
-    source: Annotated[str | None, typer.Option(help="sample | parquet | yfinance (env TECHNIC_MARKET_SOURCE).")] = None,
-    market_dir: Annotated[Path | None, typer.Option(help="Market-data directory for --source parquet.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Moment (ISO; naive = New York time). Default: now.")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="sample | parquet | yfinance (env TECHNIC_MARKET_SOURCE).")
+    ] = None,
+    market_dir: Annotated[
+        Path | None, typer.Option(help="Market-data directory for --source parquet.")
+    ] = None,
     save: Annotated[bool, typer.Option(help="Persist the snapshot in the snapshot store.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -183,7 +201,9 @@ def market_show(
     when = _parse_time(as_of)
     conditions = store.latest() if when is None else store.as_of(when)
     if conditions is None:
-        raise TechnicError(f"no snapshot {'saved' if when is None else f'at or before {when.isoformat()}'} in {store.root}")
+        raise TechnicError(
+            f"no snapshot {'saved' if when is None else f'at or before {when.isoformat()}'} in {store.root}"
+        )
     if as_json:
         out.print_json(conditions.model_dump_json())
     else:
@@ -202,12 +222,16 @@ def _store():
 @_handled
 def history_import(
     files: Annotated[list[Path], typer.Argument(help="JSONL files in the original scan-log format.")],
-    source: Annotated[str, typer.Option(help="Provenance for lines without one: scanner_log | backfill.")] = "scanner_log",
+    source: Annotated[
+        str, typer.Option(help="Provenance for lines without one: scanner_log | backfill.")
+    ] = "scanner_log",
     data_source: Annotated[str | None, typer.Option(help="Market data the scans ran on, if known.")] = None,
 ) -> None:
     """Import scan records; malformed lines are quarantined with their line number and reason."""
     if source not in ("scanner_log", "backfill"):
-        raise typer.BadParameter(f"received {source!r}; expected scanner_log or backfill", param_hint="--source")
+        raise typer.BadParameter(
+            f"received {source!r}; expected scanner_log or backfill", param_hint="--source"
+        )
     store = _store()
     failed = False
     for path in files:
@@ -235,7 +259,9 @@ def history_export(
     end: Annotated[str | None, typer.Option(help="Only records before this time.")] = None,
 ) -> None:
     """Export records in the original scan-log format (naive New York timestamps)."""
-    n = _store().export_jsonl(file, include_provenance=with_provenance, start=_parse_time(start), end=_parse_time(end))
+    n = _store().export_jsonl(
+        file, include_provenance=with_provenance, start=_parse_time(start), end=_parse_time(end)
+    )
     out.print(f"exported {n} records to {file}")
 
 

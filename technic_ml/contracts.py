@@ -54,13 +54,19 @@ class _Open(BaseModel):
 class ScanConfig(_Open):
     """What the user asks the scanner for. Unknown keys are preserved."""
 
-    max_symbols: int = Field(ge=1, le=10_000, description="Scan at most this many of the most liquid symbols.")
-    min_tech_rating: float = Field(ge=0, le=100, description="Keep symbols whose tech rating is at least this.")
+    max_symbols: int = Field(
+        ge=1, le=10_000, description="Scan at most this many of the most liquid symbols."
+    )
+    min_tech_rating: float = Field(
+        ge=0, le=100, description="Keep symbols whose tech rating is at least this."
+    )
     min_dollar_vol: float = Field(
         ge=0, description="Minimum 20-day average daily dollar volume (USD) for a symbol to be scanned."
     )
     sectors: list[str] | None = Field(default=None, description="Sectors to scan; null or empty means all.")
-    industries: list[str] | None = Field(default=None, description="Industries to scan; null or empty means all.")
+    industries: list[str] | None = Field(
+        default=None, description="Industries to scan; null or empty means all."
+    )
     lookback_days: int = Field(ge=20, le=500, description="Trading days of history the indicators look at.")
 
     @property
@@ -88,7 +94,9 @@ class ScanPerformance(_Open):
     symbols_scanned: int = Field(ge=0)
     symbols_per_second: float | None = Field(default=None, ge=0)
     symbols_returned: int | None = Field(default=None, ge=0)
-    stage_seconds: dict[str, float] | None = Field(default=None, description="Per-stage timings, when measured.")
+    stage_seconds: dict[str, float] | None = Field(
+        default=None, description="Per-stage timings, when measured."
+    )
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -101,7 +109,9 @@ class MarketConditions(_Open):
     do not have them, and they stay ``None`` (unknown) rather than being invented."""
 
     spy_trend: Trend
-    spy_volatility: float = Field(ge=0, description="Annualized volatility of SPY daily returns (~30 sessions).")
+    spy_volatility: float = Field(
+        ge=0, description="Annualized volatility of SPY daily returns (~30 sessions)."
+    )
     spy_momentum: float = Field(ge=-1, le=1)
     spy_return_5d: float
     spy_return_20d: float
@@ -119,7 +129,9 @@ class MarketConditions(_Open):
     @model_validator(mode="after")
     def _reasons_when_degraded(self) -> MarketConditions:
         if self.degraded and not self.degraded_reasons:
-            raise ValueError("degraded_reasons: received none; expected at least one reason when degraded is true")
+            raise ValueError(
+                "degraded_reasons: received none; expected at least one reason when degraded is true"
+            )
         if self.vix_level is None and not self.degraded:
             raise ValueError("vix_level: received null; expected a positive number (null only when degraded)")
         return self
@@ -130,7 +142,9 @@ class MarketConditions(_Open):
 
 
 class Provenance(_Strict):
-    source: RecordSource = Field(description="Where the record came from: the scanner's own log or a backfill.")
+    source: RecordSource = Field(
+        description="Where the record came from: the scanner's own log or a backfill."
+    )
     data_source: str | None = Field(default=None, description="Market data the scan ran on, when known.")
 
 

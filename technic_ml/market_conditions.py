@@ -182,5 +182,9 @@ def snapshot_market(market: MarketData, as_of: AsOf | None = None) -> MarketCond
         log.info("market snapshot built on the embedded SAMPLE data (source=%s)", market.source)
     conditions = compute_conditions(spy, vix, when, data_source=market.source, problems=problems)
     if conditions.degraded:
-        log.warning("market snapshot as of %s is DEGRADED: %s", when.isoformat(), "; ".join(conditions.degraded_reasons))
+        log.warning(
+            "market snapshot as of %s is DEGRADED: %s",
+            when.isoformat(),
+            "; ".join(conditions.degraded_reasons),
+        )
     return conditions

@@ -55,7 +55,9 @@ def to_ny(value: dt.datetime | dt.date | str | pd.Timestamp) -> dt.datetime:
         return value.astimezone(NY)
     if isinstance(value, dt.date):
         return dt.datetime.combine(value, dt.time(23, 59, 59, 999999), tzinfo=NY)
-    raise TypeError(f"as_of: received {value!r} ({type(value).__name__}); expected a datetime, date or ISO string")
+    raise TypeError(
+        f"as_of: received {value!r} ({type(value).__name__}); expected a datetime, date or ISO string"
+    )
 
 
 def now_ny() -> dt.datetime:

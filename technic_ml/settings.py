@@ -32,22 +32,32 @@ class TechnicSettings(BaseSettings):
     data_root: Path = Field(default_factory=_default_data_root, description="Where everything is written.")
     market_source: MarketSource = Field(
         default="sample",
-        description="sample: embedded offline sample; parquet: a market-data directory; yfinance: Yahoo Finance.",
+        description="sample: embedded offline sample; parquet: a market-data directory; yfinance: Yahoo.",
     )
     market_dir: Path | None = Field(
         default=None, description="Market-data directory (required when market_source is 'parquet')."
     )
-    yfinance_timeout_seconds: float = Field(default=30.0, gt=0, description="Upper bound on each yfinance call.")
+    yfinance_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Upper bound on each yfinance call."
+    )
     yfinance_cache_dir: Path | None = Field(default=None, description="Defaults to <data_root>/market-cache.")
     universe_file: Path | None = Field(
-        default=None, description="Symbols file (parquet or CSV: symbol, sector, industry) for the yfinance source."
+        default=None,
+        description="Symbols file (parquet or CSV: symbol, sector, industry) for the yfinance source.",
     )
     history_dir: Path | None = Field(default=None, description="Defaults to <data_root>/history.")
     snapshot_dir: Path | None = Field(default=None, description="Defaults to <data_root>/snapshots.")
     model_registry_dir: Path | None = Field(default=None, description="Defaults to <data_root>/models.")
 
-    @field_validator("data_root", "market_dir", "yfinance_cache_dir", "universe_file", "history_dir",
-                     "snapshot_dir", "model_registry_dir")
+    @field_validator(
+        "data_root",
+        "market_dir",
+        "yfinance_cache_dir",
+        "universe_file",
+        "history_dir",
+        "snapshot_dir",
+        "model_registry_dir",
+    )
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return None if v is None else Path(v).expanduser()

@@ -98,8 +98,11 @@ class SnapshotStore:
         for day in days:
             if until is not None and day.name[len(_PARTITION) :] > until.isoformat():
                 continue
-            files = sorted((f for f in day.iterdir() if f.suffix == ".parquet" and not f.name.startswith(".")),
-                           key=lambda f: f.name, reverse=True)
+            files = sorted(
+                (f for f in day.iterdir() if f.suffix == ".parquet" and not f.name.startswith(".")),
+                key=lambda f: f.name,
+                reverse=True,
+            )
             yield from files
 
     def _read(self, path: Path) -> MarketConditions:

@@ -52,7 +52,11 @@ def _no_network(monkeypatch):
 
     def guarded(sock, address):
         host = address[0] if isinstance(address, tuple) else address
-        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("/"):
+        if (
+            isinstance(host, str)
+            and host not in ("127.0.0.1", "localhost", "::1")
+            and not host.startswith("/")
+        ):
             raise OSError(f"network access blocked in tests: {address!r}")
         return real_connect(sock, address)
 

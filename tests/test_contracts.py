@@ -29,7 +29,12 @@ BASE = {
         "profile": "balanced",
     },
     "results": {"count": 48, "signals": 6},
-    "performance": {"total_seconds": 17.19, "symbols_per_second": 11.6, "symbols_scanned": 200, "symbols_returned": 48},
+    "performance": {
+        "total_seconds": 17.19,
+        "symbols_per_second": 11.6,
+        "symbols_scanned": 200,
+        "symbols_returned": 48,
+    },
     "market_conditions": {
         "spy_trend": "bearish",
         "spy_volatility": 0.28,
@@ -89,7 +94,7 @@ def test_aware_timestamp_is_converted_not_reinterpreted():
         ("config.lookback_days", 19, "config.lookback_days: received 19"),
         ("config.lookback_days", 501, "config.lookback_days: received 501"),
         ("config", KeyError, "config: missing"),
-        ("market_conditions.spy_trend", "sideways", "market_conditions.spy_trend: received \"sideways\""),
+        ("market_conditions.spy_trend", "sideways", 'market_conditions.spy_trend: received "sideways"'),
         ("market_conditions.is_market_hours", 1, "market_conditions.is_market_hours: received 1"),
         ("market_conditions.spy_momentum", 1.5, "market_conditions.spy_momentum: received 1.5"),
         ("market_conditions.vix_level", None, "vix_level: received null"),

@@ -62,7 +62,9 @@ def test_carried_forward_vix_is_reported_as_degraded():
     vix = [15.0] * 39 + [np.nan]
     dates = SESSIONS[:40]
     vix_df = vix_frame(dates[:39], vix[:39])  # VIX has no bar on the last SPY session
-    c = compute_conditions(spy_frame(dates, [100 * 1.01**t for t in range(40)]), vix_df, AFTER_CLOSE, data_source="t")
+    c = compute_conditions(
+        spy_frame(dates, [100 * 1.01**t for t in range(40)]), vix_df, AFTER_CLOSE, data_source="t"
+    )
     assert c.vix_level == 15.0
     assert c.degraded is True
     assert c.vix_bar_date == SESSIONS[38].date()
@@ -71,7 +73,9 @@ def test_carried_forward_vix_is_reported_as_degraded():
 
 def test_missing_vix_is_null_and_degraded_never_defaulted():
     dates = SESSIONS[:40]
-    c = compute_conditions(spy_frame(dates, [100 * 1.01**t for t in range(40)]), None, AFTER_CLOSE, data_source="t")
+    c = compute_conditions(
+        spy_frame(dates, [100 * 1.01**t for t in range(40)]), None, AFTER_CLOSE, data_source="t"
+    )
     assert c.vix_level is None
     assert c.degraded is True
     assert any(r.startswith("vix:") for r in c.degraded_reasons)
@@ -93,7 +97,9 @@ def test_snapshot_is_point_in_time_and_reports_source_warnings():
     closes = np.linspace(100, 130, len(SESSIONS))
     spy = spy_frame(SESSIONS, closes)
     vix = vix_frame(SESSIONS, np.linspace(30, 12, len(SESSIONS)))
-    during = dt.datetime.combine(LAST.date(), dt.time(12, 0))  # market hours: sees closes up to the day before
+    during = dt.datetime.combine(
+        LAST.date(), dt.time(12, 0)
+    )  # market hours: sees closes up to the day before
     base = snapshot_market(FrameMarketData(spy=spy, vix=vix), during)
     future = SESSIONS >= LAST
     spy2, vix2 = spy.copy(), vix.copy()

@@ -80,7 +80,9 @@ class MarketData(ABC):
     def _load_vix(self, start: dt.date | None, end: dt.date) -> pd.DataFrame: ...
 
     # -- helpers --------------------------------------------------------------------------------
-    def _clip(self, frame: pd.DataFrame, start: dt.date | None, end: dt.date, columns: list[str]) -> pd.DataFrame:
+    def _clip(
+        self, frame: pd.DataFrame, start: dt.date | None, end: dt.date, columns: list[str]
+    ) -> pd.DataFrame:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise MarketDataError(f"{self.source}: columns {missing} missing; expected columns {columns}")

@@ -51,4 +51,6 @@ def spy_frame(dates, closes) -> pd.DataFrame:
 
 def vix_frame(dates, closes) -> pd.DataFrame:
     closes = pd.Series(closes, dtype="float64")
-    return pd.DataFrame({"date": pd.DatetimeIndex(dates), "open": closes, "high": closes, "low": closes, "close": closes})
+    return pd.DataFrame(
+        {"date": pd.DatetimeIndex(dates), "open": closes, "high": closes, "low": closes, "close": closes}
+    )
