@@ -41,12 +41,14 @@ def calendar():
 def to_ny(value: dt.datetime | dt.date | str | pd.Timestamp) -> dt.datetime:
     """Return ``value`` as an aware datetime in New York time.
 
-    A naive datetime (or ISO string without offset) is New York wall-clock time. A bare date means
-    the end of that day in New York, i.e. after that day's close, so "as of 2019-11-29" includes
-    that day's bar.
+    A naive datetime (or ISO string without offset) is New York wall-clock time. A bare date (a
+    ``date`` or a ``YYYY-MM-DD`` string) means the end of that day in New York, i.e. after that
+    day's close, so "as of 2019-11-29" includes that day's bar.
     """
     if isinstance(value, str):
-        value = pd.Timestamp(value)
+        text = value.strip()
+        # "2019-12-31" is a date, and a date means the end of that day, like dt.date.
+        value = dt.date.fromisoformat(text) if len(text) == 10 else pd.Timestamp(text)
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if isinstance(value, dt.datetime):

@@ -59,3 +59,8 @@ def test_session_lag_counts_sessions_not_days():
     assert session_lag(dt.date(2019, 7, 3), dt.date(2019, 7, 8)) == 2  # 5th and 8th
     assert session_lag(dt.date(2019, 7, 8), dt.date(2019, 7, 8)) == 0
     assert session_lag(dt.date(2019, 7, 9), dt.date(2019, 7, 8)) == 0
+
+
+def test_date_string_means_end_of_day_like_a_date():
+    assert to_ny("2019-12-31") == to_ny(dt.date(2019, 12, 31))
+    assert last_completed_session("2019-12-31") == dt.date(2019, 12, 31)
