@@ -113,7 +113,7 @@ def _conditions_table(c) -> Table:
         if key == "degraded_reasons" and value:
             value = "\n".join(value)
         style = "bold red" if key == "degraded" and value else None
-        t.add_row(key, str(value), style=style)
+        t.add_row(key, _fmt(value), style=style)
     return t
 
 
@@ -146,8 +146,13 @@ def run(
     out.print(_conditions_table(report.conditions))
     if report.imported is not None:
         out.print(f"Scan history import: {report.imported}")
-    out.print(_frame_table(report.statistics, "Scan history statistics"))
+    stats = Table(title="Scan history statistics", show_header=False)
+    for key, value in report.statistics.iloc[0].items() if len(report.statistics) else []:
+        stats.add_row(str(key), _fmt(value))
+    out.print(stats)
     outputs = Table(title="Outputs", show_header=False)
+    outputs.add_column("output")
+    outputs.add_column("path", overflow="fold")
     for name, path in report.outputs.items():
         outputs.add_row(name, str(path))
     out.print(outputs)

@@ -172,6 +172,11 @@ def snapshot_market(market: MarketData, as_of: AsOf | None = None) -> MarketCond
     warnings_before = len(getattr(market, "warnings", []))
     problems: list[str] = []
     spy = market.spy(when, start=start)
+    if len(spy) < MIN_SESSIONS:
+        # The data ends well before as_of (a historical dataset, a feed that stopped): look further
+        # back so the snapshot is computed on the last bars there are and reported as stale.
+        start = None
+        spy = market.spy(when)
     try:
         vix = market.vix(when, start=start)
     except MarketDataError as exc:

@@ -141,3 +141,12 @@ def test_acceptance_dates_on_real_spy_and_vix(shared_market_dir, as_of, check):
     c = snapshot_market(FrameMarketData(spy=spy, vix=vix, source=f"parquet:{shared_market_dir}"), as_of)
     assert check(c), c
     assert c.degraded is False
+
+
+def test_snapshot_long_after_the_data_ends_is_stale_not_an_error():
+    spy = spy_frame(SESSIONS, np.linspace(100, 130, len(SESSIONS)))
+    vix = vix_frame(SESSIONS, np.linspace(30, 12, len(SESSIONS)))
+    c = snapshot_market(FrameMarketData(spy=spy, vix=vix), dt.datetime(2020, 6, 1, 12, 0))
+    assert c.spy_bar_date == SESSIONS[-1].date()
+    assert c.degraded is True
+    assert any(r.startswith("spy: stale, last bar 2019-03-29") for r in c.degraded_reasons)

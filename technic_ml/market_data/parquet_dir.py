@@ -131,7 +131,7 @@ class ParquetMarketData(MarketData):
     """
 
     def __init__(self, root: Path | str):
-        self.root = Path(root)
+        self.root = Path(root).expanduser().resolve()
         self.source = f"parquet:{self.root}"
         #: Degradations noticed while serving (none for this source; kept for a uniform interface).
         self.warnings: list[str] = []
