@@ -43,12 +43,12 @@ RecordSource = Literal["scanner_log", "backfill"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(strict=True, extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class _Open(BaseModel):
     # Unknown keys are kept (and exported again) rather than rejected.
-    model_config = ConfigDict(strict=True, extra="allow", validate_assignment=True)
+    model_config = ConfigDict(strict=True, extra="allow", validate_assignment=True, allow_inf_nan=False)
 
 
 class ScanConfig(_Open):

@@ -99,6 +99,8 @@ def test_aware_timestamp_is_converted_not_reinterpreted():
         ("market_conditions.spy_momentum", 1.5, "market_conditions.spy_momentum: received 1.5"),
         ("market_conditions.vix_level", None, "vix_level: received null"),
         ("performance.total_seconds", -0.1, "performance.total_seconds: received -0.1"),
+        ("performance.total_seconds", float("inf"), "performance.total_seconds: received Infinity"),
+        ("market_conditions.spy_return_5d", float("nan"), "market_conditions.spy_return_5d: received NaN"),
         ("scan_id", "", 'scan_id: received ""'),
         ("timestamp", "yesterday", 'timestamp: received "yesterday"'),
     ],

@@ -54,7 +54,9 @@ class MarketData(ABC):
             symbols = list(dict.fromkeys(symbols))
             if not symbols:
                 return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
-        return self._clip(self._load_bars(symbols, start, end), start, end, BAR_COLUMNS, order=["symbol", "date"])
+        return self._clip(
+            self._load_bars(symbols, start, end), start, end, BAR_COLUMNS, order=["symbol", "date"]
+        )
 
     def spy(self, as_of: AsOf, *, start: dt.date | None = None) -> pd.DataFrame:
         end = last_completed_session(as_of)

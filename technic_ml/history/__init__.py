@@ -1,0 +1,24 @@
+"""Scan history: every scan that happened, stored for the predictors and the optimizer.
+
+:class:`ScanHistoryStore` is the whole public surface (an append-only, idempotent parquet dataset
+partitioned by New York scan date); :mod:`.schema` maps records to columns, :mod:`.jsonl` reads and
+writes the scanner's JSONL line format.
+"""
+
+from technic_ml.history.jsonl import ImportSummary
+from technic_ml.history.store import (
+    AUTO_COMPACT_FILES,
+    AddSummary,
+    CompactionReport,
+    RetentionReport,
+    ScanHistoryStore,
+)
+
+__all__ = [
+    "AUTO_COMPACT_FILES",
+    "AddSummary",
+    "CompactionReport",
+    "ImportSummary",
+    "RetentionReport",
+    "ScanHistoryStore",
+]

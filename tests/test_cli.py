@@ -1,0 +1,139 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from technic_ml.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args, env=None):
+    return runner.invoke(app, list(args), env={"COLUMNS": "200", **(env or {})}, catch_exceptions=False)
+
+
+COMMANDS = [
+    [],
+    ["run"],
+    ["market"],
+    ["market", "snapshot"],
+    ["market", "show"],
+    ["history"],
+    ["history", "import"],
+    ["history", "export"],
+    ["history", "stats"],
+    ["history", "recent"],
+    ["history", "retention"],
+    ["history", "compact"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "technic-ml")
+def test_help_everywhere(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_parquet_source_without_directory_is_a_clear_error():
+    result = invoke("market", "snapshot", "--source", "parquet")
+    assert result.exit_code == 1
+    assert "TECHNIC_MARKET_DIR" in result.output
+
+
+def test_bad_time_is_a_usage_error():
+    result = invoke("market", "snapshot", "--as-of", "yesterday-ish")
+    assert result.exit_code == 2
+    assert "expected an ISO date or time" in result.output
+
+
+def test_show_without_snapshots_says_so():
+    result = invoke("market", "show")
+    assert result.exit_code == 1
+    assert "no snapshot saved" in result.output
+
+
+def test_retention_requires_an_explicit_mode():
+    result = invoke("history", "retention", "--older-than-days", "30")
+    assert result.exit_code == 2
+    result = invoke("history", "retention", "--older-than-days", "30", "--mode", "shred")
+    assert result.exit_code == 2 and "expected archive or drop" in result.output
+
+
+def test_acceptance_import_twice_export_reimport_and_malformed(shared_scan_log, tmp_path):
+    first = invoke("history", "import", str(shared_scan_log))
+    assert first.exit_code == 0, first.output
+    assert "added 150" in first.output
+    second = invoke("history", "import", str(shared_scan_log))
+    assert second.exit_code == 0
+    assert "added 0" in second.output
+
+    exported = tmp_path / "export.jsonl"
+    assert invoke("history", "export", str(exported)).exit_code == 0
+    original = [json.loads(line) for line in shared_scan_log.read_text().splitlines() if line.strip()]
+    again = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert sorted(again, key=lambda r: r["scan_id"]) == sorted(original, key=lambda r: r["scan_id"])
+
+    fresh_root = tmp_path / "fresh"
+    reimport = invoke("--data-root", str(fresh_root), "history", "import", str(exported))
+    assert reimport.exit_code == 0 and "added 150" in reimport.output
+
+    good = shared_scan_log.read_text().splitlines()
+    bad_lines = {
+        3: '{"scan_id": "broken", ',
+        7: json.dumps(
+            {k: v for k, v in json.loads(good[0]).items() if k != "results"} | {"scan_id": "nores"}
+        ),
+        11: json.dumps(json.loads(good[1]) | {"scan_id": "neg", "results": {"count": -3, "signals": 0}}),
+        15: json.dumps(
+            json.loads(good[2]) | {"scan_id": "types", "results": {"count": "many", "signals": 0}}
+        ),
+    }
+    mixed = list(good)
+    for line_no in sorted(bad_lines):
+        mixed.insert(line_no - 1, bad_lines[line_no])
+    mixed_file = tmp_path / "mixed.jsonl"
+    mixed_file.write_text("\n".join(mixed) + "\n")
+    result = invoke("--data-root", str(tmp_path / "mixed-root"), "history", "import", str(mixed_file))
+    assert result.exit_code == 3, result.output
+    assert "added 150" in result.output and "quarantined 4" in result.output
+    for line_no in bad_lines:
+        assert f"line {line_no}" in result.output
+
+
+@pytest.mark.slow
+def test_main_job_runs_offline_on_the_sample_and_is_idempotent(tmp_path):
+    root = tmp_path / "root"
+    first = invoke("--data-root", str(root), "run")
+    assert first.exit_code == 0, first.output
+    assert "EMBEDDED SAMPLE" in first.output
+    summary = json.loads((root / "reports" / "last-run.json").read_text())
+    assert summary["sample_data"] is True
+    assert summary["imported"]["added"] == 150
+    assert summary["market_conditions"]["data_source"] == "sample"
+    assert summary["as_of"].startswith("2018-12-31T16:00")
+    for path in summary["outputs"].values():
+        assert (root in __import__("pathlib").Path(path).parents) and __import__("pathlib").Path(
+            path
+        ).exists()
+    second = invoke("--data-root", str(root), "run")
+    assert second.exit_code == 0
+    assert json.loads((root / "reports" / "last-run.json").read_text())["imported"]["added"] == 0
+    assert json.loads((root / "reports" / "last-run.json").read_text())["history_records"] == 150
+
+
+@pytest.mark.slow
+def test_console_script_is_installed_and_reports_errors_with_exit_codes(tmp_path):
+    exe = [sys.executable, "-m", "technic_ml.cli"]
+    ok = subprocess.run([*exe, "--help"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "history" in ok.stdout
+    missing = subprocess.run(
+        [*exe, "--data-root", str(tmp_path), "history", "import", str(tmp_path / "nope.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1
+    assert "nope.jsonl" in missing.stderr
