@@ -18,7 +18,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from technic_ml.errors import TechnicError
@@ -97,10 +97,11 @@ def _parse_time(value: str | None) -> dt.datetime | None:
 
 
 def _progress() -> Progress:
+    # Imports report progress in bytes read (no extra pass over the file to count lines).
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
