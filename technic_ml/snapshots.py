@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +25,7 @@ import pyarrow.parquet as pq
 
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import StoreError
+from technic_ml.fsio import write_parquet_atomic
 from technic_ml.market_data.base import AsOf
 from technic_ml.nyse import NY, to_ny
 
@@ -52,18 +51,9 @@ class SnapshotStore:
         day_dir.mkdir(parents=True, exist_ok=True)
         source_hash = hashlib.sha256(conditions.data_source.encode()).hexdigest()[:10]
         final = day_dir / f"{as_of_utc.strftime(_STAMP)}-{source_hash}.parquet"
-        tmp = day_dir / f".tmp-{uuid.uuid4().hex}.parquet"
         row = conditions.model_dump(mode="json")
         row["as_of"] = conditions.as_of.isoformat()
-        table = pa.Table.from_pylist([row], schema=_SCHEMA)
-        try:
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_parquet_atomic(final, pa.Table.from_pylist([row], schema=_SCHEMA))
         return final
 
     def latest(self) -> MarketConditions | None:

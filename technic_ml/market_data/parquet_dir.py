@@ -19,8 +19,6 @@ file concurrently are last-writer-wins for that file (rows of the losing writer 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,9 +29,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from technic_ml.errors import MarketDataError
+from technic_ml.fsio import write_parquet_atomic
 from technic_ml.market_data.base import BAR_COLUMNS, SPY_COLUMNS, UNIVERSE_COLUMNS, VIX_COLUMNS, MarketData
 
-__all__ = ["FILES", "ParquetMarketData", "read_market_file", "write_market_dir", "write_parquet_atomic"]
+__all__ = ["FILES", "ParquetMarketData", "read_market_file", "write_market_dir"]
 
 #: kind -> (file name, required columns, key columns). Extra columns are allowed and kept.
 FILES: dict[str, tuple[str, list[str], list[str]]] = {
@@ -178,20 +177,6 @@ class ParquetMarketData(MarketData):
 # -- writing ------------------------------------------------------------------------------------
 
 
-def write_parquet_atomic(path: Path, table: pa.Table, *, row_group_size: int | None = None) -> None:
-    """Write ``table`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _normalize(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Check required columns and bring dtypes to the documented format (a copy; input untouched)."""
     name, required, keys = FILES[kind]
@@ -267,5 +252,10 @@ def write_market_dir(
             merged = new
         merged = merged.sort_values(keys, kind="stable", ignore_index=True)
         table = pa.Table.from_pandas(merged, preserve_index=False)
-        write_parquet_atomic(path, table, row_group_size=PRICES_ROW_GROUP_SIZE if kind == "prices" else None)
+        write_parquet_atomic(
+            path,
+            table,
+            compression="zstd",
+            row_group_size=PRICES_ROW_GROUP_SIZE if kind == "prices" else None,
+        )
     return root

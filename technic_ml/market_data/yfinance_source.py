@@ -55,12 +55,12 @@ import pandas as pd
 import pyarrow as pa
 
 from technic_ml.errors import MarketDataError
+from technic_ml.fsio import write_parquet_atomic
 from technic_ml.market_data.base import UNIVERSE_COLUMNS, MarketData
 from technic_ml.market_data.parquet_dir import (
     FILES,
     read_market_file,
     write_market_dir,
-    write_parquet_atomic,
 )
 from technic_ml.nyse import sessions_between
 

@@ -1,0 +1,43 @@
+"""Crash-safe file writes shared by the stores and the market-data cache.
+
+A reader must never see half a file: data goes to a hidden temporary file in the same directory
+(a leading "." keeps pyarrow's dataset discovery away from it), is flushed and fsynced, then
+renamed over the destination, and the directory entry is fsynced so the rename survives a power
+loss. The scan history store splits write and rename around its compaction journal and uses its
+own helper for that; everything that writes a whole file at once uses this one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet_atomic(path: Path, table: pa.Table, **write_options) -> None:
+    """Write ``table`` to ``path`` atomically (temp file, fsync, rename, directory fsync)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh, **write_options)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
