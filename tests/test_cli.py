@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from technic_ml.cli import app
+from technic_ml.jobs import sample_scan_log
 
 runner = CliRunner()
 
@@ -62,7 +63,14 @@ def test_retention_requires_an_explicit_mode():
     assert result.exit_code == 2 and "expected archive or drop" in result.output
 
 
-def test_acceptance_import_twice_export_reimport_and_malformed(shared_scan_log, tmp_path):
+def test_bundled_sample_log_is_the_original_file(shared_scan_log):
+    assert sample_scan_log().read_bytes() == shared_scan_log.read_bytes()
+
+
+def test_acceptance_import_twice_export_reimport_and_malformed(tmp_path):
+    # The bundled copy is byte-identical to ../shared/data/technic_v4/scan_history.jsonl (checked
+    # above when ../shared is present), so this acceptance test runs on every machine.
+    shared_scan_log = sample_scan_log()
     first = invoke("history", "import", str(shared_scan_log))
     assert first.exit_code == 0, first.output
     assert "added 150" in first.output
