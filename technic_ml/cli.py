@@ -317,7 +317,8 @@ def history_compact() -> None:
 def _frame_table(frame, title: str) -> Table:
     table = Table(title=title)
     for col in frame.columns:
-        table.add_column(str(col))
+        # Spaced headers wrap in a narrow terminal instead of being cut to "mean_res…".
+        table.add_column(str(col).replace("_", " "), overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*[_fmt(v) for v in row])
     return table

@@ -169,7 +169,7 @@ def set_key(values: Sequence[str] | None) -> str | None:
 
 def set_label(key: str | None) -> str:
     """Human label for a :func:`set_key` value: ``"all"`` or the sorted names joined by commas."""
-    return "all" if key is None else ",".join(json.loads(key))
+    return "all" if key is None else ", ".join(json.loads(key))
 
 
 def _encode_extra(where: str, extra: dict[str, Any]) -> str:

@@ -264,7 +264,7 @@ def test_empty_rows_give_an_empty_table() -> None:
         (None, None, "all"),
         ([], None, "all"),
         (["Technology"], '["Technology"]', "Technology"),
-        (["Technology", "Financial", "Technology"], '["Financial","Technology"]', "Financial,Technology"),
+        (["Technology", "Financial", "Technology"], '["Financial","Technology"]', "Financial, Technology"),
     ],
 )
 def test_set_key_and_label(values, key, label) -> None:

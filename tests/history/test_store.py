@@ -350,9 +350,9 @@ def test_statistics_grouped_by_config(stats_store: ScanHistoryStore) -> None:
     assert df[
         ["max_symbols", "sectors", "count", "mean_result_count", "empty_scan_rate"]
     ].values.tolist() == [
-        [100, "Financial,Technology", 1, 20.0, 0.0],
+        [100, "Financial, Technology", 1, 20.0, 0.0],
         [100, "all", 2, 5.0, 0.5],
-        [200, "Financial,Technology", 1, 30.0, 0.0],
+        [200, "Financial, Technology", 1, 30.0, 0.0],
     ]
     by_trend = stats_store.statistics(by=["spy_trend"])
     assert by_trend["count"].tolist() == [4]
