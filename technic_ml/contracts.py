@@ -146,6 +146,10 @@ class Provenance(_Strict):
         description="Where the record came from: the scanner's own log or a backfill."
     )
     data_source: str | None = Field(default=None, description="Market data the scan ran on, when known.")
+    bar_date: dt.date | None = Field(
+        default=None, strict=False, description="Last daily bar the scan saw (backfills record it)."
+    )
+    scanner_version: str | None = Field(default=None, description="Version of the scanner that ran the scan.")
 
 
 class ScanRecord(_Strict):
@@ -173,7 +177,7 @@ class ScanRecord(_Strict):
             "market_conditions": _conditions_dict(self.market_conditions),
         }
         if include_provenance and self.provenance is not None:
-            d["provenance"] = _drop_none(self.provenance.model_dump())
+            d["provenance"] = _drop_none(self.provenance.model_dump(mode="json"))
         return d
 
 

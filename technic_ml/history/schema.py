@@ -73,7 +73,7 @@ FILE_SCHEMA = pa.schema(
         pa.field("spy_momentum", pa.float64(), nullable=False),
         pa.field("spy_return_5d", pa.float64(), nullable=False),
         pa.field("spy_return_20d", pa.float64(), nullable=False),
-        pa.field("vix_level", pa.float64(), nullable=False),
+        pa.field("vix_level", pa.float64()),  # null only in a degraded snapshot
         pa.field("time_of_day", pa.int64(), nullable=False),
         pa.field("day_of_week", pa.int64(), nullable=False),
         pa.field("is_market_hours", pa.bool_(), nullable=False),
@@ -87,6 +87,8 @@ FILE_SCHEMA = pa.schema(
         # -- not part of the content hash from here on --
         pa.field("provenance_source", pa.string()),
         pa.field("provenance_data_source", pa.string()),
+        pa.field("provenance_bar_date", pa.date32()),
+        pa.field("provenance_scanner_version", pa.string()),
         pa.field("sectors_key", pa.string()),
         pa.field("industries_key", pa.string()),
         pa.field("content_hash", pa.string(), nullable=False),
@@ -219,11 +221,11 @@ def record_row(record: ScanRecord, default_provenance: tuple[str, str | None] | 
         p_extra = {"stage_seconds": p.stage_seconds, **(p_extra or {})}
     prov = record.provenance
     if prov is not None:
-        provenance = (prov.source, prov.data_source)
+        provenance = (prov.source, prov.data_source, prov.bar_date, prov.scanner_version)
     elif default_provenance is not None:
-        provenance = default_provenance
+        provenance = (*default_provenance, None, None)
     else:
-        provenance = (None, None)
+        provenance = (None, None, None, None)
     return (
         record.scan_id,
         record.timestamp,
@@ -378,7 +380,12 @@ def table_to_records(table: pa.Table) -> list[ScanRecord]:
             },
             "provenance": None
             if row["provenance_source"] is None
-            else {"source": row["provenance_source"], "data_source": row["provenance_data_source"]},
+            else {
+                "source": row["provenance_source"],
+                "data_source": row["provenance_data_source"],
+                "bar_date": row["provenance_bar_date"],
+                "scanner_version": row["provenance_scanner_version"],
+            },
         }
         try:
             records.append(ScanRecord.model_validate(data))

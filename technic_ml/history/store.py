@@ -112,6 +112,7 @@ STAT_COLUMNS = (
     "is_market_hours",
     "provenance_source",
     "provenance_data_source",
+    "provenance_scanner_version",
     "scan_date",
 )
 _LIST_COLUMNS = ("sectors", "industries", "market_degraded_reasons")

@@ -105,12 +105,18 @@ FULL = make_record(
         "as_of": "2025-11-02T01:29:00-04:00",
         "data_source": "yfinance",
         "degraded": True,
-        "degraded_reasons": ["vix stale"],
+        "degraded_reasons": ["vix: no VIX close on or before 2025-10-31"],
+        "vix_level": None,
         "spy_bar_date": "2025-10-31",
         "vix_bar_date": "2025-10-30",
         "regime": "calm",
     },
-    provenance={"source": "backfill", "data_source": "parquet"},
+    provenance={
+        "source": "backfill",
+        "data_source": "parquet",
+        "bar_date": "2025-10-31",
+        "scanner_version": "1.0.0",
+    },
 )
 
 

@@ -575,3 +575,14 @@ def test_retention_nothing_to_do(november: ScanHistoryStore) -> None:
 def test_retention_validates_arguments(november: ScanHistoryStore, kwargs, error, message) -> None:
     with pytest.raises(error, match=message):
         november.retention(**kwargs)
+
+
+def test_degraded_record_with_full_provenance_round_trips_through_the_store(store: ScanHistoryStore) -> None:
+    from tests.history.test_schema import FULL
+
+    assert store.add(FULL).added == 1
+    (back,) = store.recent(1)
+    assert back == FULL
+    assert back.market_conditions.vix_level is None
+    assert back.provenance.bar_date == dt.date(2025, 10, 31)
+    assert back.provenance.scanner_version == "1.0.0"
