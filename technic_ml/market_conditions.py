@@ -116,10 +116,30 @@ def compute_conditions(
             f"spy: received {got} daily bars up to {when.isoformat()}; expected at least {MIN_SESSIONS} "
             f"to compute trend and {VOL_WINDOW}-session volatility ({data_source})"
         )
-    series = condition_series(spy, vix)
-    row = series.iloc[-1]
-    spy_date = series.index[-1].date()
+    return conditions_at(condition_series(spy, vix), when, data_source=data_source, problems=reasons)
+
+
+def conditions_at(
+    series: pd.DataFrame,
+    as_of: AsOf,
+    *,
+    data_source: str,
+    problems: list[str] | None = None,
+) -> MarketConditions:
+    """Conditions as of ``as_of`` looked up in a :func:`condition_series` table.
+
+    The table may extend past ``as_of`` (a backfill computes it once for its whole range): only
+    the row of the last session completed by ``as_of`` is read, and every column of that row was
+    computed from that session and earlier ones.
+    """
+    when = to_ny(as_of)
+    reasons = list(problems or [])
     expected = last_completed_session(when)
+    position = int(series.index.searchsorted(pd.Timestamp(expected), side="right")) - 1
+    if position < 0:
+        raise MarketDataError(f"spy: no daily bar on or before {expected} ({data_source})")
+    row = series.iloc[position]
+    spy_date = series.index[position].date()
     lag = session_lag(spy_date, expected)
     if lag > 0:
         reasons.append(f"spy: stale, last bar {spy_date} is {lag} session(s) behind {expected}")
