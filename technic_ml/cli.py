@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -64,8 +65,11 @@ def _settings(**more) -> TechnicSettings:
     try:
         return TechnicSettings(**values)
     except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
+        expected = first["msg"].removeprefix("Input should be ")
         raise TechnicError(
-            f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+            f"TECHNIC_{name.upper()}: received {first.get('input')!r}; expected {expected}"
         ) from None
 
 
@@ -76,8 +80,8 @@ def _handled(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except TechnicError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        except (TechnicError, ValueError) as exc:  # ValueError: input the library refused, with a message
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -146,7 +150,7 @@ def run(
     )
     out.print(_conditions_table(report.conditions))
     if report.imported is not None:
-        out.print(f"Scan history import: {report.imported}")
+        out.print(f"Scan history import: {report.imported}", markup=False, highlight=False, soft_wrap=True)
     stats = Table(title="Scan history statistics", show_header=False)
     for key, value in report.statistics.iloc[0].items() if len(report.statistics) else []:
         stats.add_row(str(key), _fmt(value))
@@ -191,7 +195,7 @@ def market_snapshot(
             out.print("[bold yellow]EMBEDDED SAMPLE data[/]")
         out.print(_conditions_table(conditions))
         if path:
-            out.print(f"saved: {path}")
+            out.print(f"saved: {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @market_app.command("show")
@@ -249,7 +253,7 @@ def history_import(
                 data_source=data_source,
                 progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
             )
-        out.print(str(summary), highlight=False)
+        out.print(str(summary), markup=False, highlight=False, soft_wrap=True)
         failed = failed or summary.quarantined > 0
     if failed:
         # Good lines are kept; the exit code still tells scripts that something needs attention.
@@ -261,14 +265,14 @@ def history_import(
 def history_export(
     file: Annotated[Path, typer.Argument(help="Destination JSONL file.")],
     with_provenance: Annotated[bool, typer.Option(help="Add each record's provenance key.")] = False,
-    start: Annotated[str | None, typer.Option(help="Only records at or after this time.")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Only records at or after this time (a date = its midnight, New York).")
+    ] = None,
     end: Annotated[str | None, typer.Option(help="Only records before this time.")] = None,
 ) -> None:
     """Export records in the original scan-log format (naive New York timestamps)."""
-    n = _store().export_jsonl(
-        file, include_provenance=with_provenance, start=_parse_time(start), end=_parse_time(end)
-    )
-    out.print(f"exported {n} records to {file}")
+    n = _store().export_jsonl(file, include_provenance=with_provenance, start=start, end=end)
+    out.print(f"exported {n} records to {file}", markup=False, highlight=False, soft_wrap=True)
 
 
 @history_app.command("stats")
@@ -304,14 +308,14 @@ def history_retention(
     if mode not in ("archive", "drop"):
         raise typer.BadParameter(f"received {mode!r}; expected archive or drop", param_hint="--mode")
     report = _store().retention(older_than_days, mode=mode, dry_run=dry_run)
-    out.print(str(report), highlight=False)
+    out.print(str(report), markup=False, highlight=False, soft_wrap=True)
 
 
 @history_app.command("compact")
 @_handled
 def history_compact() -> None:
     """Merge small files of each date partition into one."""
-    out.print(str(_store().compact()), highlight=False)
+    out.print(str(_store().compact()), markup=False, highlight=False, soft_wrap=True)
 
 
 def _frame_table(frame, title: str) -> Table:

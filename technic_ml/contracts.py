@@ -23,7 +23,15 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from technic_ml.errors import ContractError
 from technic_ml.nyse import NY
@@ -35,7 +43,16 @@ def _as_new_york(value: dt.datetime) -> dt.datetime:
     return value.astimezone(NY)
 
 
-NYDatetime = Annotated[dt.datetime, Field(strict=False), AfterValidator(_as_new_york)]
+def _not_a_number(value: object) -> object:
+    # Lax datetime parsing would read 0 or "20250917" as Unix time; a scan log never means that.
+    if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        raise ValueError(f"received {value!r}; expected an ISO 8601 date-time such as 2025-09-17T14:23:47")
+    return value
+
+
+NYDatetime = Annotated[
+    dt.datetime, Field(strict=False), BeforeValidator(_not_a_number), AfterValidator(_as_new_york)
+]
 """A datetime held in New York time; naive input is New York wall-clock time."""
 
 Trend = Literal["bullish", "neutral", "bearish"]
@@ -217,7 +234,9 @@ def describe_validation_error(exc: ValidationError, *, max_errors: int = 5) -> s
         elif err["type"] == "extra_forbidden":
             parts.append(f"{loc}: received {received_text}; expected no such field")
         elif err["type"] == "value_error":
-            parts.append(expected.removeprefix("Value error, "))
+            message = expected.removeprefix("Value error, ")
+            # Field validators know the field from loc; model validators name it in the message.
+            parts.append(f"{loc}: {message}" if err["loc"] else message)
         else:
             expected = expected.removeprefix("Input should be ").removeprefix("Input ")
             parts.append(f"{loc}: received {received_text}; expected {expected}")

@@ -34,7 +34,14 @@ import pandas as pd
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import MarketDataError
 from technic_ml.market_data.base import AsOf, MarketData
-from technic_ml.nyse import is_market_hours, last_completed_session, session_lag, to_ny
+from technic_ml.nyse import (
+    is_market_hours,
+    last_completed_session,
+    now_ny,
+    session_lag,
+    sessions_between,
+    to_ny,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +147,12 @@ def conditions_at(
         raise MarketDataError(f"spy: no daily bar on or before {expected} ({data_source})")
     row = series.iloc[position]
     spy_date = series.index[position].date()
+    first = max(0, position - VOL_WINDOW)
+    window_start = series.index[first].date()
+    missing = len(sessions_between(window_start, spy_date)) - (position - first + 1)
+    if missing > 0:
+        # Returns and volatility over a window with holes are computed across the gaps: say so.
+        reasons.append(f"spy: {missing} session(s) missing between {window_start} and {spy_date}")
     lag = session_lag(spy_date, expected)
     if lag > 0:
         reasons.append(f"spy: stale, last bar {spy_date} is {lag} session(s) behind {expected}")
@@ -187,7 +200,10 @@ def snapshot_market(market: MarketData, as_of: AsOf | None = None) -> MarketCond
     Warnings the source collected while serving (e.g. a failed refresh served from cache) are
     reported as degradation reasons.
     """
-    when = to_ny(as_of) if as_of is not None else to_ny(dt.datetime.now(tz=dt.UTC))
+    now = now_ny()
+    when = to_ny(as_of) if as_of is not None else now
+    if when > now + dt.timedelta(minutes=1):
+        raise ValueError(f"as_of: received {when.isoformat()}; expected a moment that is not in the future")
     start = last_completed_session(when) - dt.timedelta(days=_READ_DAYS)
     warnings_before = len(getattr(market, "warnings", []))
     problems: list[str] = []

@@ -103,6 +103,8 @@ def test_aware_timestamp_is_converted_not_reinterpreted():
         ("market_conditions.spy_return_5d", float("nan"), "market_conditions.spy_return_5d: received NaN"),
         ("scan_id", "", 'scan_id: received ""'),
         ("timestamp", "yesterday", 'timestamp: received "yesterday"'),
+        ("timestamp", 0, "timestamp: received 0"),
+        ("timestamp", "20250917", "timestamp: received '20250917'; expected an ISO 8601 date-time"),
     ],
 )
 def test_invalid_records_name_field_value_and_expectation(path, value, expected_fragment):

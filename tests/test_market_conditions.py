@@ -150,3 +150,20 @@ def test_snapshot_long_after_the_data_ends_is_stale_not_an_error():
     assert c.spy_bar_date == SESSIONS[-1].date()
     assert c.degraded is True
     assert any(r.startswith("spy: stale, last bar 2019-03-29") for r in c.degraded_reasons)
+
+
+def test_missing_spy_sessions_inside_the_window_are_reported():
+    keep = [i for i in range(40) if i not in (30, 31, 32)]
+    dates = SESSIONS[:40][keep]
+    closes = [100 * 1.01**t for t in keep]
+    c = compute_conditions(
+        spy_frame(dates, closes), vix_frame(dates, [15.0] * len(keep)), AFTER_CLOSE, data_source="t"
+    )
+    assert c.degraded is True
+    assert any("3 session(s) missing" in r for r in c.degraded_reasons)
+
+
+def test_future_snapshots_are_refused():
+    spy = spy_frame(SESSIONS, np.linspace(100, 130, len(SESSIONS)))
+    with pytest.raises(ValueError, match="not in the future"):
+        snapshot_market(FrameMarketData(spy=spy, vix=None), dt.datetime(2100, 1, 1))

@@ -524,6 +524,17 @@ class ScanHistoryStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def stored_ids(self, scan_ids: Iterable[str]) -> set[str]:
+        """The subset of ``scan_ids`` already in the store (or retired by retention).
+
+        A resumable job (the backfill) asks this before doing work, so a re-run skips what landed.
+        """
+        ids = pa.array(sorted(set(scan_ids)), pa.string())
+        if len(ids) == 0:
+            return set()
+        with self._reading() as layout:
+            return set(self._stored(layout, ids))
+
     def count(self) -> int:
         """Number of stored records (from parquet footers; no data is read)."""
         with self._reading() as layout:

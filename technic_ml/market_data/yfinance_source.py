@@ -404,6 +404,11 @@ class YFinanceMarketData(MarketData):
                     "package 'yfinance' is not installed; install it or use "
                     "TECHNIC_MARKET_SOURCE=sample or parquet"
                 ) from exc
+            # yfinance keeps cookie and timezone caches under ~/.cache by default; keep every file the
+            # program writes under the data root instead.
+            state = self.cache_dir / "yfinance-state"
+            state.mkdir(parents=True, exist_ok=True)
+            yfinance.set_tz_cache_location(str(state))
             self._download = yfinance.download
         return self._download
 

@@ -586,3 +586,13 @@ def test_degraded_record_with_full_provenance_round_trips_through_the_store(stor
     assert back.market_conditions.vix_level is None
     assert back.provenance.bar_date == dt.date(2025, 10, 31)
     assert back.provenance.scanner_version == "1.0.0"
+
+
+def test_stored_ids_reports_live_and_retired_ids(tmp_path: Path) -> None:
+    store = ScanHistoryStore(tmp_path / "history")
+    assert store.stored_ids(["a"]) == set()
+    store.add([at("2025-01-02T10:00:00", "old"), at("2025-06-02T10:00:00", "new")])
+    assert store.stored_ids(["old", "new", "other"]) == {"old", "new"}
+    store.retention(30, mode="drop", now=dt.datetime(2025, 6, 3, tzinfo=NY))
+    assert store.stored_ids(["old", "new"]) == {"old", "new"}  # "old" is retired, not forgotten
+    assert store.stored_ids([]) == set()
