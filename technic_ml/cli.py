@@ -246,7 +246,7 @@ def history_import(
     failed = False
     for path in files:
         with _progress() as bar:
-            task = bar.add_task(f"importing {path.name}", total=None)
+            task = bar.add_task(f"importing {escape(path.name)}", total=None)
             summary = store.import_jsonl(
                 path,
                 source=source,

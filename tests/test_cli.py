@@ -145,3 +145,25 @@ def test_console_script_is_installed_and_reports_errors_with_exit_codes(tmp_path
     )
     assert missing.returncode == 1
     assert "nope.jsonl" in missing.stderr
+
+
+def test_paths_with_markup_characters_are_printed_verbatim(tmp_path):
+    weird = tmp_path / "scan[b]log[bold].jsonl"
+    weird.write_text(sample_scan_log().read_text().splitlines()[0] + "\n")
+    result = invoke("--data-root", str(tmp_path / "root"), "history", "import", str(weird))
+    assert result.exit_code == 0, result.output
+    assert "scan[b]log[bold].jsonl" in result.output
+
+
+def test_settings_errors_name_the_variable_and_value():
+    result = invoke("market", "snapshot", env={"TECHNIC_MARKET_SOURCE": "Parquet"})
+    assert result.exit_code == 1
+    assert "TECHNIC_MARKET_SOURCE: received 'Parquet'" in result.output
+
+
+def test_refused_input_is_one_line_not_a_traceback():
+    result = invoke("history", "stats", "--by", "no_such_field")
+    assert result.exit_code == 1
+    assert result.output.startswith("error:") and "Traceback" not in result.output
+    future = invoke("market", "snapshot", "--as-of", "2100-01-01T12:00")
+    assert future.exit_code == 1 and "not in the future" in future.output
