@@ -19,7 +19,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from technic_ml.errors import TechnicError
@@ -218,6 +225,120 @@ def market_show(
         out.print_json(conditions.model_dump_json())
     else:
         out.print(_conditions_table(conditions))
+
+
+# --------------------------------------------------------------------------------- scan/backfill
+@app.command()
+@_handled
+def scan(
+    as_of: Annotated[
+        str, typer.Option(help="Scan moment (ISO; a date = after its close; naive = New York).")
+    ],
+    max_symbols: Annotated[
+        int, typer.Option(help="Scan at most this many of the most liquid symbols.")
+    ] = 100,
+    min_tech_rating: Annotated[float, typer.Option(help="Keep symbols rated at least this (0-100).")] = 50.0,
+    min_dollar_vol: Annotated[float, typer.Option(help="Minimum 20-day average dollar volume (USD).")] = 0.0,
+    sector: Annotated[
+        list[str] | None, typer.Option(help="Sector to scan (repeatable; default all).")
+    ] = None,
+    industry: Annotated[
+        list[str] | None, typer.Option(help="Industry to scan (repeatable; default all).")
+    ] = None,
+    lookback_days: Annotated[int, typer.Option(help="Trading days the indicators look at (20-500).")] = 120,
+    source: Annotated[str | None, typer.Option(help="sample | parquet | yfinance.")] = None,
+    market_dir: Annotated[
+        Path | None, typer.Option(help="Market-data directory for --source parquet.")
+    ] = None,
+    save: Annotated[bool, typer.Option(help="Add the scan record to the history store.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows of results to print.")] = 50,
+) -> None:
+    """Run one scan as of a moment and print its results and record."""
+    from technic_ml.contracts import parse_config
+    from technic_ml.market_data import open_market_data
+    from technic_ml.scanner import run_scan
+
+    settings = _settings(market_source=source, market_dir=market_dir)
+    config = parse_config(
+        {
+            "max_symbols": max_symbols,
+            "min_tech_rating": min_tech_rating,
+            "min_dollar_vol": min_dollar_vol,
+            "sectors": sector or None,
+            "industries": industry or None,
+            "lookback_days": lookback_days,
+        }
+    )
+    market = open_market_data(settings)
+    result = run_scan(config, market, _parse_time(as_of))
+    if market.is_sample:
+        out.print("[bold yellow]EMBEDDED SAMPLE data[/] (synthetic stocks on the real S&P 500 / VIX)")
+    when = result.record.timestamp.isoformat()
+    table = Table(title=f"{len(result.results)} results as of {when} (bars to {result.bar_date})")
+    for col in ("symbol", "sector", "tech_rating", "signal"):
+        table.add_column(col)
+    for row in result.results.head(limit).itertuples(index=False):
+        table.add_row(
+            escape(row.symbol), escape(row.sector), f"{row.tech_rating:.1f}", "yes" if row.signal else ""
+        )
+    out.print(table)
+    if len(result.results) > limit:
+        out.print(f"... {len(result.results) - limit} more (--limit)")
+    out.print_json(result.record.model_dump_json())
+    if save:
+        added = _store().add(result.record).added
+        out.print(f"saved to the history store: {added} added", markup=False, highlight=False)
+
+
+@app.command()
+@_handled
+def backfill(
+    start: Annotated[str, typer.Option(help="First date scans may fall on (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last date scans may fall on (YYYY-MM-DD).")],
+    n_scans: Annotated[int, typer.Option(min=1, help="How many scans to plan.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Same seed, same scans (durations aside).")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (date-range chunks run in parallel).")] = 1,
+    source: Annotated[str | None, typer.Option(help="sample | parquet | yfinance.")] = None,
+    market_dir: Annotated[
+        Path | None, typer.Option(help="Market-data directory for --source parquet.")
+    ] = None,
+) -> None:
+    """Run planned scans over history, point in time, into the history store (resumable)."""
+    from technic_ml.backfill import backfill_with_settings
+
+    settings = _settings(market_source=source, market_dir=market_dir)
+    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    with _count_progress() as bar:
+        task = bar.add_task("backfilling", total=n_scans)
+        summary = backfill_with_settings(
+            settings,
+            first,
+            last,
+            n_scans,
+            seed,
+            workers=workers,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    out.print(str(summary), markup=False, highlight=False, soft_wrap=True)
+    out.print(f"history store: {settings.history_path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _parse_date(value: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"received {value!r}; expected a date YYYY-MM-DD", param_hint=name) from exc
+
+
+def _count_progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 # ------------------------------------------------------------------------------------ history
