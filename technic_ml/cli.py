@@ -142,7 +142,7 @@ def run(
 
     settings = _settings()
     with _progress() as bar:
-        task = bar.add_task("importing sample scan log", total=None)
+        task = bar.add_task("backfilling scans", total=None)
         report = run_main_job(
             settings,
             as_of=_parse_time(as_of),
@@ -156,8 +156,8 @@ def run(
         f"Market source: {report.market_source}; as of {report.as_of.isoformat()} ({report.as_of_reason})"
     )
     out.print(_conditions_table(report.conditions))
-    if report.imported is not None:
-        out.print(f"Scan history import: {report.imported}", markup=False, highlight=False, soft_wrap=True)
+    if report.backfill is not None:
+        out.print(str(report.backfill), markup=False, highlight=False, soft_wrap=True)
     stats = Table(title="Scan history statistics", show_header=False)
     for key, value in report.statistics.iloc[0].items() if len(report.statistics) else []:
         stats.add_row(str(key), _fmt(value))

@@ -2,7 +2,11 @@
 
 1. open the configured market data (the embedded sample by default: offline, no ../shared);
 2. snapshot market conditions and persist the snapshot;
-3. on the sample only, import the bundled original-format scan log (synthetic records, labelled);
+3. on a historical dataset (the sample, a market-data directory), backfill real scans: the reference
+   scanner runs ``backfill_scans`` planned scans (fixed seed) over the five years before the
+   snapshot, point in time, so a fresh machine builds a training history offline; re-runs skip the
+   scans already stored. A live source (yfinance) is not backfilled here: it would download years
+   of bars for the whole universe;
 4. compute scan-history statistics and write them next to a JSON summary of the run.
 
 Each step is a plain function over library objects, so the Prefect flow of a later issue can wrap
@@ -20,8 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from technic_ml.backfill import BackfillSummary, plan_backfill, run_plan
 from technic_ml.contracts import MarketConditions
-from technic_ml.history import ImportSummary, ScanHistoryStore
+from technic_ml.history import ScanHistoryStore
 from technic_ml.market_conditions import snapshot_market
 from technic_ml.market_data import MarketData, open_market_data
 from technic_ml.market_data.base import AsOf
@@ -31,7 +36,8 @@ from technic_ml.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 
-SAMPLE_LOG_LABEL = "sample-log (synthetic)"
+BACKFILL_YEARS = 5
+BACKFILL_SEED = 0
 STATS_GROUPS = ("max_symbols", "min_tech_rating", "lookback_days", "sectors")
 
 
@@ -45,7 +51,7 @@ class MainJobReport:
     conditions: MarketConditions
     snapshot_file: Path
     history_dir: Path
-    imported: ImportSummary | None
+    backfill: BackfillSummary | None
     statistics: pd.DataFrame
     statistics_by_group: dict[str, pd.DataFrame] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -67,10 +73,13 @@ def default_as_of(market: MarketData) -> tuple[dt.datetime, str]:
 
 
 def sample_scan_log() -> Path:
+    """The bundled copy of the original prototype's 150-line scan log (synthetic records)."""
     return Path(str(resources.files("technic_ml").joinpath("sample/scan_history_sample.jsonl")))
 
 
-def run_main_job(settings: TechnicSettings, *, as_of: AsOf | None = None, progress=None) -> MainJobReport:
+def run_main_job(
+    settings: TechnicSettings, *, as_of: AsOf | None = None, backfill_scans: int = 1000, progress=None
+) -> MainJobReport:
     market = open_market_data(settings)
     if as_of is None:
         when, reason = default_as_of(market)
@@ -81,11 +90,12 @@ def run_main_job(settings: TechnicSettings, *, as_of: AsOf | None = None, progre
     snapshot_file = SnapshotStore(settings.snapshot_path).save(conditions)
 
     store = ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
-    imported = None
-    if market.is_sample:
-        imported = store.import_jsonl(
-            sample_scan_log(), source="scanner_log", data_source=SAMPLE_LOG_LABEL, progress=progress
-        )
+    backfilled = None
+    if settings.market_source != "yfinance" and backfill_scans > 0:
+        end = conditions.spy_bar_date or when.date()
+        start = end - dt.timedelta(days=365 * BACKFILL_YEARS)
+        plan = plan_backfill(start, end, backfill_scans, BACKFILL_SEED, market.universe())
+        backfilled = run_plan(plan, market, store, progress=progress)
 
     stats = store.statistics()
     by_group = {name: store.statistics(by=[name]) for name in STATS_GROUPS} if store.count() else {}
@@ -109,7 +119,7 @@ def run_main_job(settings: TechnicSettings, *, as_of: AsOf | None = None, progre
         conditions=conditions,
         snapshot_file=snapshot_file,
         history_dir=settings.history_path,
-        imported=imported,
+        backfill=backfilled,
         statistics=stats,
         statistics_by_group=by_group,
         outputs={
@@ -121,8 +131,6 @@ def run_main_job(settings: TechnicSettings, *, as_of: AsOf | None = None, progre
     )
     if by_group:
         report.outputs["statistics_by_config"] = grouped_file
-    if imported is not None and imported.quarantine_file is not None:
-        report.outputs["quarantine"] = imported.quarantine_file
     summary_file.write_text(json.dumps(_summary(report), indent=2, default=str) + "\n")
     return report
 
@@ -136,15 +144,18 @@ def _summary(report: MainJobReport) -> dict:
         "as_of_reason": report.as_of_reason,
         "market_conditions": report.conditions.model_dump(mode="json"),
         "history_records": int(report.statistics["count"].sum()) if len(report.statistics) else 0,
-        "imported": None if report.imported is None else _import_dict(report.imported),
+        "backfill": None if report.backfill is None else _backfill_dict(report.backfill),
         "outputs": {k: str(v) for k, v in report.outputs.items()},
     }
 
 
-def _import_dict(summary: ImportSummary) -> dict:
+def _backfill_dict(summary: BackfillSummary) -> dict:
     return {
+        "planned": summary.planned,
+        "already_stored": summary.skipped_existing,
+        "ran": summary.ran,
         "added": summary.added,
-        "duplicates": summary.duplicates,
-        "quarantined": summary.quarantined,
-        "conflicts": summary.conflicts,
+        "empty_scans": summary.empty_scans,
+        "seconds": round(summary.seconds, 3),
+        "data_source": summary.data_source,
     }

@@ -119,7 +119,7 @@ def test_main_job_runs_offline_on_the_sample_and_is_idempotent(tmp_path):
     assert "EMBEDDED SAMPLE" in first.output
     summary = json.loads((root / "reports" / "last-run.json").read_text())
     assert summary["sample_data"] is True
-    assert summary["imported"]["added"] == 150
+    assert summary["backfill"]["added"] == summary["backfill"]["planned"] == 1000
     assert summary["market_conditions"]["data_source"] == "sample"
     assert summary["as_of"].startswith("2018-12-31T16:00")
     for path in summary["outputs"].values():
@@ -128,8 +128,9 @@ def test_main_job_runs_offline_on_the_sample_and_is_idempotent(tmp_path):
         ).exists()
     second = invoke("--data-root", str(root), "run")
     assert second.exit_code == 0
-    assert json.loads((root / "reports" / "last-run.json").read_text())["imported"]["added"] == 0
-    assert json.loads((root / "reports" / "last-run.json").read_text())["history_records"] == 150
+    again = json.loads((root / "reports" / "last-run.json").read_text())
+    assert again["backfill"]["added"] == 0 and again["backfill"]["already_stored"] == 1000
+    assert again["history_records"] == 1000
 
 
 @pytest.mark.slow
