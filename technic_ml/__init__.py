@@ -9,6 +9,7 @@ wrap it. Modules, from the bottom up:
 * ``market_data``: one interface over the embedded sample, a parquet directory and yfinance.
 * ``market_conditions`` / ``snapshots``: conditions as of a moment, and their persisted history.
 * ``history``: the scan history store.
+* ``panel`` / ``scanner``: the reference scanner; ``backfill``: point-in-time scans over history.
 * ``jobs``: the main job; ``cli``: the ``technic-ml`` command.
 """
 
