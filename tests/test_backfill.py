@@ -1,6 +1,6 @@
 import collections
-import itertools
 import datetime as dt
+import itertools
 
 import pytest
 
