@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -66,6 +67,26 @@ class _Strict(BaseModel):
 class _Open(BaseModel):
     # Unknown keys are kept (and exported again) rather than rejected.
     model_config = ConfigDict(strict=True, extra="allow", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _finite_extras(self):
+        # JSON has no Infinity or NaN: an unknown key holding one could not be exported faithfully.
+        for key, value in (self.__pydantic_extra__ or {}).items():
+            if not _all_finite(value):
+                raise ValueError(
+                    f"{key}: received {value!r}; expected finite numbers only (JSON has no NaN/Infinity)"
+                )
+        return self
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 class ScanConfig(_Open):

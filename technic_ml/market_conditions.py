@@ -147,6 +147,11 @@ def conditions_at(
         raise MarketDataError(f"spy: no daily bar on or before {expected} ({data_source})")
     row = series.iloc[position]
     spy_date = series.index[position].date()
+    if position + 1 < MIN_SESSIONS:
+        raise MarketDataError(
+            f"spy: received {position + 1} daily bars up to {spy_date}; expected at least {MIN_SESSIONS} "
+            f"to compute trend and {VOL_WINDOW}-session volatility ({data_source})"
+        )
     first = max(0, position - VOL_WINDOW)
     window_start = series.index[first].date()
     missing = len(sessions_between(window_start, spy_date)) - (position - first + 1)

@@ -3,8 +3,8 @@
 Long-format bars (``technic_ml.market_data``) are pivoted once into float32 matrices indexed
 ``[session, symbol]`` so that a scan is a handful of vectorized slices instead of a groupby: the
 backfill runs thousands of scans against one panel. Memory is ``~17 bytes x sessions x symbols``
-(close, volume, dollar volume and the 20-session average dollar volume as float32, plus a
-has-bar flag): 501 symbols x 5,000 sessions is about 43 MB, 5,000 symbols about 430 MB, and a scan
+(close and volume as float32, the 20-session average dollar volume as float64, plus a has-bar
+flag): 501 symbols x 5,000 sessions is about 43 MB, 5,000 symbols about 430 MB, and a scan
 never copies more than its own window (``lookback_days`` x ``max_symbols``).
 
 Point-in-time: the panel may hold sessions after a scan's ``as_of`` (a backfill loads its whole
@@ -19,6 +19,7 @@ so nothing exists before listing) and its volume is zero.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -42,11 +43,14 @@ class Panel:
     close: np.ndarray  # float32 [T, N], carried forward after listing, NaN before
     volume: np.ndarray  # float32 [T, N], 0 without a bar
     has_bar: np.ndarray  # bool [T, N]
-    adv20: np.ndarray  # float32 [T, N], mean dollar volume of the last 20 sessions (NaN before 20 rows)
+    adv20: np.ndarray  # float64 [T, N], mean dollar volume of the last 20 sessions (NaN before 20 rows)
     spy_close: np.ndarray  # float64 [T], carried forward
     conditions: pd.DataFrame  # condition_series over the panel's SPY/VIX, indexed by SPY date
     source: str
     is_sample: bool
+    #: First date requested when the panel was loaded from a later start than the data's; None when
+    #: it holds the whole history. Scans refuse windows that would reach before it.
+    loaded_from: dt.date | None = None
 
     @property
     def n_symbols(self) -> int:
@@ -68,7 +72,13 @@ class Panel:
         universe = market.universe()
         if symbols is not None:
             universe = universe[universe["symbol"].isin(list(symbols))]
-        bars = market.bars(list(universe["symbol"]), as_of, start=start)
+        # Ten extra days tell whether the source holds bars before ``start`` (then windows reaching
+        # before it would be silently short, and scans must refuse them) or simply starts later.
+        probe = None if start is None else start - dt.timedelta(days=10)
+        bars = market.bars(list(universe["symbol"]), as_of, start=probe)
+        truncated = start is not None and bool((bars["date"] < pd.Timestamp(start)).any())
+        if truncated:
+            bars = bars[bars["date"] >= pd.Timestamp(start)]
         if bars.empty:
             raise MarketDataError(f"{market.source}: no bars up to {as_of} to build a scan panel")
         spy = market.spy(as_of, start=None if start is None else start - dt.timedelta(days=120))
@@ -76,7 +86,8 @@ class Panel:
             vix = market.vix(as_of, start=None if start is None else start - dt.timedelta(days=120))
         except MarketDataError:
             vix = None  # conditions_at reports the missing VIX as degraded on every scan
-        return cls.from_frames(bars, universe, spy, vix, source=market.source, is_sample=market.is_sample)
+        panel = cls.from_frames(bars, universe, spy, vix, source=market.source, is_sample=market.is_sample)
+        return dataclasses.replace(panel, loaded_from=start) if truncated else panel
 
     @classmethod
     def from_frames(
@@ -115,7 +126,7 @@ class Panel:
         close = pd.DataFrame(close).ffill().to_numpy(dtype=np.float32)
         # Trailing 20-session mean dollar volume; sessions without a bar count as zero traded.
         csum = np.cumsum(dollar, axis=0, dtype=np.float64)
-        adv = np.full(shape, np.nan, dtype=np.float32)
+        adv = np.full(shape, np.nan, dtype=np.float64)
         if len(dates) >= ADV_WINDOW:
             window = csum[ADV_WINDOW - 1 :].copy()
             window[1:] -= csum[:-ADV_WINDOW]

@@ -57,10 +57,11 @@ from technic_ml.errors import MarketDataError
 from technic_ml.market_conditions import conditions_at
 from technic_ml.market_data.base import AsOf, MarketData
 from technic_ml.nyse import to_ny
-from technic_ml.panel import Panel
+from technic_ml.panel import ADV_WINDOW, Panel
 
 SCANNER_VERSION = "1.0.0"
 MIN_BARS = 21
+ZERO_VOL = 1e-6  # daily log-return std below this is zero volatility (float32 rounding noise)
 WEIGHTS = {
     "trend": 0.25,
     "momentum": 0.20,
@@ -68,6 +69,28 @@ WEIGHTS = {
     "risk_adjusted_return": 0.20,
     "volume_confirmation": 0.15,
 }
+RATING_COLUMNS = (
+    "symbol",
+    "sector",
+    "industry",
+    "tech_rating",
+    "close",
+    "sma_short",
+    "sma_long",
+    "rsi14",
+    "return_lookback",
+    "relative_return_spy",
+    "sharpe",
+    "up_volume_share",
+    "trend",
+    "momentum",
+    "relative_strength",
+    "risk_adjusted_return",
+    "volume_confirmation",
+    "breakout",
+    "golden_cross",
+    "bars",
+)
 STAGES = ("universe", "indicators", "rating", "results", "signals", "conditions")
 
 
@@ -85,7 +108,7 @@ class ScanResult:
 def select_universe(panel: Panel, config: ScanConfig, end: int) -> np.ndarray:
     """Column indices of the scanned universe, most liquid first."""
     mask = panel.has_bar[end] & (panel.close[end] >= 1.0)
-    adv = panel.adv20[end]
+    adv = panel.adv20[end]  # float64: a float32 average would round the min_dollar_vol comparison
     with np.errstate(invalid="ignore"):
         mask &= np.isfinite(adv) & (adv >= config.min_dollar_vol)
     if config.sectors:
@@ -112,8 +135,9 @@ def compute_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> p
         last = close[-1]
         s, m = min(20, lookback), min(50, lookback)
         sma_s, sma_m = np.nanmean(close[-s:], axis=0), np.nanmean(close[-m:], axis=0)
-        sma_s_prev = np.nanmean(close[-s - 1 : -1], axis=0) if rows > s else sma_s
-        sma_m_prev = np.nanmean(close[-m - 1 : -1], axis=0) if rows > m else sma_m
+        # One session earlier, over the same number of bars where the window has them.
+        sma_s_prev = np.nanmean(close[max(0, rows - 1 - s) : -1], axis=0)
+        sma_m_prev = np.nanmean(close[max(0, rows - 1 - m) : -1], axis=0)
         trend = ((last > sma_s).astype(float) + (last > sma_m) + (sma_s > sma_m)) / 3
 
         diffs = np.diff(close[-15:], axis=0)
@@ -136,7 +160,9 @@ def compute_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> p
         log_ret = np.diff(np.log(close), axis=0)
         mu = np.nanmean(log_ret, axis=0)
         sd = np.nanstd(log_ret, axis=0, ddof=1)
-        sharpe = np.where(sd > 0, mu / np.where(sd > 0, sd, 1) * np.sqrt(252), 0.0)
+        # Closes are float32: a perfectly steady series shows ~1e-8 of rounding noise, not volatility.
+        steady = ~(sd > ZERO_VOL)
+        sharpe = np.where(steady, 0.0, mu / np.where(steady, 1, sd) * np.sqrt(252))
         risk_adjusted = np.clip((np.nan_to_num(sharpe) + 1) / 3, 0, 1)
 
         n_vol = min(20, rows - 1)  # sessions with a close-to-close change inside the window
@@ -188,12 +214,12 @@ def compute_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> p
 
 
 def _empty_ratings() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            c: pd.Series(dtype=float)
-            for c in ("symbol", "sector", "industry", "tech_rating", "breakout", "golden_cross")
-        }
-    )
+    text = pd.Series(dtype=object)
+    columns = {name: pd.Series(dtype=float) for name in RATING_COLUMNS}
+    columns.update(symbol=text, sector=text, industry=text)
+    columns.update({name: pd.Series(dtype=bool) for name in ("breakout", "golden_cross")})
+    columns["bars"] = pd.Series(dtype=np.int64)
+    return pd.DataFrame(columns)[list(RATING_COLUMNS)]
 
 
 class Scanner:
@@ -221,6 +247,14 @@ class Scanner:
         end = panel.end_index(when)
         if end < 0:
             raise MarketDataError(f"{panel.source}: no session completed by {when.isoformat()} in the panel")
+        needed = max(config.lookback_days, ADV_WINDOW - 1)
+        if panel.loaded_from is not None and end < needed:
+            raise MarketDataError(
+                f"{panel.source}: the panel starts at {panel.dates[0].date()} but a scan as of"
+                f" {when.isoformat()}"
+                f" with lookback_days={config.lookback_days} needs {needed} sessions before"
+                f" {panel.dates[end].date()}; build the panel with an earlier start"
+            )
         idx = select_universe(panel, config, end)
         t1 = clock()
         ratings = compute_ratings(panel, idx, end, config.lookback_days)

@@ -102,6 +102,7 @@ def test_aware_timestamp_is_converted_not_reinterpreted():
         ("performance.total_seconds", float("inf"), "performance.total_seconds: received Infinity"),
         ("market_conditions.spy_return_5d", float("nan"), "market_conditions.spy_return_5d: received NaN"),
         ("scan_id", "", 'scan_id: received ""'),
+        ("config.profile", float("inf"), "profile: received inf; expected finite numbers only"),
         ("timestamp", "yesterday", 'timestamp: received "yesterday"'),
         ("timestamp", 0, "timestamp: received 0"),
         ("timestamp", "20250917", "timestamp: received '20250917'; expected an ISO 8601 date-time"),

@@ -281,7 +281,13 @@ def test_set_key_and_label(values, key, label) -> None:
 # -- property: any valid record survives the round trip ------------------------------------------
 
 _names = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-_json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | _names
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _names
+)
 _finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
