@@ -161,7 +161,8 @@ def conditions_at(
     lag = session_lag(spy_date, expected)
     if lag > 0:
         reasons.append(f"spy: stale, last bar {spy_date} is {lag} session(s) behind {expected}")
-    if row[["spy_volatility", "spy_return_20d", "spy_momentum"]].isna().any() or pd.isna(row["spy_trend"]):
+    needed = (row["spy_volatility"], row["spy_return_20d"], row["spy_momentum"], row["spy_trend"])
+    if any(pd.isna(value) for value in needed):
         raise MarketDataError(
             f"spy: the last {MIN_SESSIONS} bars up to {spy_date} contain gaps or non-positive closes; "
             f"expected {MIN_SESSIONS} consecutive valid closes ({data_source})"
