@@ -18,6 +18,8 @@ def invoke(*args, env=None):
 COMMANDS = [
     [],
     ["run"],
+    ["scan"],
+    ["backfill"],
     ["market"],
     ["market", "snapshot"],
     ["market", "show"],
@@ -168,3 +170,41 @@ def test_refused_input_is_one_line_not_a_traceback():
     assert result.output.startswith("error:") and "Traceback" not in result.output
     future = invoke("market", "snapshot", "--as-of", "2100-01-01T12:00")
     assert future.exit_code == 1 and "not in the future" in future.output
+
+
+def test_scan_prints_results_and_the_record(tmp_path):
+    result = invoke(
+        "--data-root",
+        str(tmp_path),
+        "scan",
+        "--as-of",
+        "2016-06-01T17:00",
+        "--max-symbols",
+        "50",
+        "--min-tech-rating",
+        "40",
+        "--lookback-days",
+        "60",
+        "--save",
+    )
+    assert result.exit_code == 0, result.output
+    assert "EMBEDDED SAMPLE" in result.output and "tech_rating" in result.output
+    assert '"bar_date": "2016-06-01"' in result.output
+    assert "saved to the history store: 1 added" in result.output
+
+
+def test_scan_refuses_an_invalid_config_naming_the_field():
+    result = invoke("scan", "--as-of", "2016-06-01", "--lookback-days", "5")
+    assert result.exit_code == 1
+    assert "lookback_days: received 5" in result.output
+
+
+def test_backfill_summarizes_and_resumes(tmp_path):
+    args = ("--data-root", str(tmp_path), "backfill", "--start", "2016-01-04", "--end", "2016-03-31")
+    first = invoke(*args, "--n-scans", "25", "--seed", "4")
+    assert first.exit_code == 0, first.output
+    assert "25 planned, 0 already stored, 25 ran" in first.output
+    again = invoke(*args, "--n-scans", "25", "--seed", "4")
+    assert "25 already stored, 0 ran" in again.output
+    bad = invoke(*args[:2], "backfill", "--start", "2016-13-01", "--end", "2016-03-31")
+    assert bad.exit_code == 2 and "expected a date YYYY-MM-DD" in bad.output
