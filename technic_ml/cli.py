@@ -107,12 +107,12 @@ def _parse_time(value: str | None) -> dt.datetime | None:
         ) from exc
 
 
-def _progress() -> Progress:
+def _progress(*, in_bytes: bool = True) -> Progress:
     # Imports report progress in bytes read (no extra pass over the file to count lines).
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        DownloadColumn() if in_bytes else MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
@@ -141,7 +141,7 @@ def run(
     from technic_ml.jobs import run_main_job
 
     settings = _settings()
-    with _progress() as bar:
+    with _progress(in_bytes=False) as bar:
         task = bar.add_task("backfilling scans", total=None)
         report = run_main_job(
             settings,
@@ -308,7 +308,7 @@ def backfill(
 
     settings = _settings(market_source=source, market_dir=market_dir)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
-    with _count_progress() as bar:
+    with _progress(in_bytes=False) as bar:
         task = bar.add_task("backfilling", total=n_scans)
         summary = backfill_with_settings(
             settings,
@@ -328,17 +328,6 @@ def _parse_date(value: str, name: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter(f"received {value!r}; expected a date YYYY-MM-DD", param_hint=name) from exc
-
-
-def _count_progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
 
 
 # ------------------------------------------------------------------------------------ history
