@@ -350,7 +350,7 @@ def fixed_cost_breakdown(panel, as_ofs, worst) -> None:
     columns = [{c: f[c].to_numpy() for c in f.columns} for f in frames]
     rows = statistics.median(len(f) for f in frames)
     rows_of = [series.iloc[p] for p in positions]
-    checked = ["spy_volatility", "spy_return_20d", "spy_momentum"]
+    checked = ["spy_volatility", "spy_return_20d", "spy_momentum", "spy_trend", "vix_level"]
     conditions_parts = [
         (
             "last_completed_session (also called by Panel.end_index)",
@@ -363,8 +363,12 @@ def fixed_cost_breakdown(panel, as_ofs, worst) -> None:
         ),
         ("conditions.iloc[position] (one mixed-dtype row)", _median_us(lambda p: series.iloc[p], positions)),
         (
-            "row[[3 labels]].isna().any() (the NaN check on that row)",
-            _median_us(lambda r: r[checked].isna().any(), rows_of),
+            "5 scalar reads of that row + pd.isna (the NaN checks)",
+            _median_us(lambda r: [pd.isna(r[c]) for c in checked], rows_of),
+        ),
+        (
+            "  (before e6a576c: row[[3 labels]].isna().any())",
+            _median_us(lambda r: r[checked[:3]].isna().any(), rows_of),
         ),
     ]
     total_conditions = _median_us(lambda w: conditions_at(series, w, data_source=panel.source), whens)
@@ -372,8 +376,8 @@ def fixed_cost_breakdown(panel, as_ofs, worst) -> None:
     lines += [(f"  {label}", us) for label, us in conditions_parts]
     lines.append(
         (
-            "  rest (derived: MarketConditions, session_lag, scalar reads)",
-            total_conditions - sum(us for _, us in conditions_parts),
+            "  rest (derived: total - parts; MarketConditions, session_lag...)",
+            total_conditions - sum(us for label, us in conditions_parts if not label.startswith("  (")),
         )
     )
     lines += [
@@ -884,6 +888,24 @@ def _load() -> str:
         return "n/a"
 
 
+def _commit() -> str:
+    """The checked-out commit, and whether tracked files differ from it (read-only git calls)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return (sha or "unknown") + (" with uncommitted changes" if dirty else "")
+
+
 def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
@@ -960,6 +982,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"python  : {platform.python_version()} ({platform.platform()}) | {_versions()}")
     print(f"date    : {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} | load average {_load()}")
+    print(f"code    : commit {_commit()}")
     if args.sample:
         print("data    : EMBEDDED SAMPLE (synthetic stocks on the real index; not the real 501-symbol data)")
     elif not (args.market_dir / "prices.parquet").is_file():
