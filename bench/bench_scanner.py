@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO.parent / "shared/data/market"
@@ -176,6 +177,20 @@ def print_stages(label: str, records, walls: list[float]) -> None:
         f"  {label} median in-scan total {total * 1e3:.2f} ms; median wall per scan "
         f"{statistics.median(walls) * 1e3:.2f} ms; outside the stages (ScanRecord build) "
         f"{outside * 1e3:.2f} ms"
+    )
+
+
+def slim(record) -> SimpleNamespace:
+    """The few figures of a ScanRecord this script reports, without keeping the record alive."""
+    perf = record.performance
+    return SimpleNamespace(
+        performance=SimpleNamespace(
+            stage_seconds=dict(perf.stage_seconds),
+            total_seconds=perf.total_seconds,
+            symbols_scanned=perf.symbols_scanned,
+        ),
+        results=SimpleNamespace(count=record.results.count),
+        config=SimpleNamespace(max_symbols=record.config.max_symbols),
     )
 
 
@@ -505,7 +520,7 @@ def child_backfill(args: argparse.Namespace) -> dict:
     import numpy as np
     import pandas as pd
 
-    from technic_ml.backfill import backfill_with_settings, panel_start, plan_backfill, split_plan
+    from technic_ml.backfill import BATCH, backfill_with_settings, panel_start, plan_backfill, split_plan
     from technic_ml.history import ScanHistoryStore
     from technic_ml.panel import Panel
 
@@ -570,6 +585,27 @@ def child_backfill(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     df = store.frame()
     print(f"store.frame(): {len(df):,} rows in {time.perf_counter() - t:.2f} s")
+    root = settings.history_path
+    files = list(root.glob("scan_date=*/*.parquet"))
+    partitions = len(list(root.glob("scan_date=*")))
+    print(
+        f"  the store holds {len(files):,} parquet files in {partitions:,} scan_date partitions "
+        f"({len(df) / max(len(files), 1):.1f} records per file)"
+    )
+    # What one backfill batch costs to store: the newest BATCH records (contiguous in time, as a
+    # chunk's batch is) added to a fresh store.
+    batch = store.recent(BATCH)
+    fresh = ScanHistoryStore(args.workdir / "batch-timing" / "history")
+    t = time.perf_counter()
+    fresh.add(batch)
+    add_s = time.perf_counter() - t
+    days = len({r.timestamp.date() for r in batch})
+    per_worker_batches = -(-args.scans // 2 // BATCH)
+    print(
+        f"  store.add of one {len(batch)}-record batch ({days} scan dates) into a fresh store: {add_s:.2f} s "
+        f"({add_s / len(batch) * 1e3:.2f} ms per record); x{per_worker_batches} batches per worker "
+        f"~ {add_s * per_worker_batches:.0f} s of each worker's {summary.seconds:.0f} s (derived)"
+    )
     sources = sorted(df["provenance_source"].unique())
     if len(df) != args.scans or df["scan_id"].nunique() != len(df) or sources != ["backfill"]:
         print(f"ERROR: expected {args.scans} distinct backfill records, got {len(df)} ({sources})")
@@ -749,8 +785,10 @@ def child_replica(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         for i, (config, as_of, scan_id) in enumerate(items, 1):
             t = time.perf_counter()
-            records.append(scanner.scan(config, as_of, scan_id=scan_id).record)
+            record = scanner.scan(config, as_of, scan_id=scan_id).record
             walls.append(time.perf_counter() - t)
+            records.append(slim(record))  # not the record itself: the RSS samples are the scanner's
+            del record
             if i % every == 0:
                 samples.append((done + i, rss_mib()))
         wall = time.perf_counter() - t0
