@@ -1,8 +1,8 @@
 """Benchmark: the reference scanner and the point-in-time backfill (issue 3, Performance and Acceptance).
 
 Usage:
-    .venv/bin/python bench/bench_scanner.py [MARKET_DIR]            # full run, ~10 min on 2 cores
-    .venv/bin/python bench/bench_scanner.py --quick                 # small sizes, ~1-2 min
+    .venv/bin/python bench/bench_scanner.py [MARKET_DIR]            # full run, ~4 min on 2 cores
+    .venv/bin/python bench/bench_scanner.py --quick                 # small sizes, < 1 min
     .venv/bin/python bench/bench_scanner.py --scans 20000           # acceptance backfill size
     .venv/bin/python bench/bench_scanner.py --sample --quick        # embedded sample, no real data
 
@@ -389,12 +389,6 @@ def fixed_cost_breakdown(panel, as_ofs, worst) -> None:
     total_conditions = _median_us(lambda w: conditions_at(series, w, data_source=panel.source), whens)
     lines = [("conditions_at (the 'conditions' stage)", total_conditions)]
     lines += [(f"  {label}", us) for label, us in conditions_parts]
-    lines.append(
-        (
-            "  rest (derived: total - parts; MarketConditions, session_lag...)",
-            total_conditions - sum(us for label, us in conditions_parts if not label.startswith("  (")),
-        )
-    )
     lines += [
         (
             f"DataFrame.sort_values by 2 keys, {rows:.0f} rows (the 'rating' stage)",
@@ -705,6 +699,48 @@ def build_replica(market, replicas: int, start: dt.date, end: dt.date, seed: int
     return long, uni
 
 
+def symbol_matching_cost(long, universe) -> None:
+    """The part of Panel.from_frames that maps each bar to its symbol column, timed step by step as
+    from_frames does it (``bars["symbol"].astype(str).to_numpy()`` twice, ``np.searchsorted`` over
+    the resulting object array), next to the same mapping through pandas categorical codes."""
+    import numpy as np
+
+    symbols = np.sort(universe["symbol"].astype(str).to_numpy())
+    gc.collect()
+    release_freed_memory()
+    reset_hwm()
+    before = rss_mib()
+    t = time.perf_counter()
+    as_str = long["symbol"].astype(str).to_numpy()
+    convert_s = time.perf_counter() - t
+    grown = (hwm_mib() or 0) - (before or 0)
+    t = time.perf_counter()
+    n = np.clip(np.searchsorted(symbols, as_str), 0, len(symbols) - 1)
+    search_s = time.perf_counter() - t
+    t = time.perf_counter()
+    known = symbols[n] == as_str
+    compare_s = time.perf_counter() - t
+    del as_str, n, known
+    gc.collect()
+    release_freed_memory()
+    t = time.perf_counter()
+    codes = long["symbol"].astype(pd_category(symbols)).cat.codes.to_numpy()
+    codes_s = time.perf_counter() - t
+    del codes
+    print(
+        f"  from_frames' symbol mapping re-timed on its own ({len(long):,} bars, the calls it makes): "
+        f"astype(str).to_numpy() {convert_s:.2f} s (+{grown:,.0f} MiB of Python str objects; done twice), "
+        f"np.searchsorted over that object array {search_s:.2f} s, element-wise compare {compare_s:.2f} s; "
+        f"for comparison, categorical codes against the sorted universe: {codes_s:.2f} s"
+    )
+
+
+def pd_category(symbols):
+    import pandas as pd
+
+    return pd.CategoricalDtype(categories=symbols)
+
+
 def child_replica(args: argparse.Namespace) -> dict:
     from technic_ml.backfill import plan_backfill
     from technic_ml.contracts import ScanConfig
@@ -748,6 +784,7 @@ def child_replica(args: argparse.Namespace) -> dict:
         f"Panel.nbytes() {panel.nbytes() / 2**20:,.1f} MiB; peak RSS while generating + building "
         f"{fmt_mib(build_peak)} (VmHWM)"
     )
+    symbol_matching_cost(long, universe)
     replica_dir = None
     if args.replica_backfill_scans:
         replica_dir = args.workdir / "replica-market"
