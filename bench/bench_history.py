@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench._machine import cpu_model  # noqa: E402
 from technic_ml.contracts import parse_record  # noqa: E402
 from technic_ml.history import ScanHistoryStore  # noqa: E402
 from technic_ml.nyse import NY  # noqa: E402
@@ -111,14 +112,7 @@ def write_file(path: Path, n: int, seed: int = 20251117) -> None:
 
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        model = platform.processor() or "unknown"
+    model = cpu_model()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
         f"machine: nproc={cpus}, cpu={model}, python {platform.python_version()}, pyarrow {pa.__version__},"

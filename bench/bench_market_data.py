@@ -36,6 +36,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO.parent / "shared/data/market"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench._machine import cpu_model, library_versions  # noqa: E402
 
 
 def _rss_mib() -> float | None:
@@ -148,24 +152,6 @@ def run_child(kind: str, market_dir: Path) -> dict:
 # -- parent: machine, command, figures --------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _versions() -> str:
-    import numpy
-    import pandas
-    import pyarrow
-
-    return f"numpy {numpy.__version__}, pandas {pandas.__version__}, pyarrow {pyarrow.__version__}"
-
-
 def _fmt(values: list[float], unit: str = "s", digits: int = 3) -> str:
     shown = ", ".join(f"{v:.{digits}f}" for v in values)
     return f"median {statistics.median(values):.{digits}f} {unit} (runs: {shown})"
@@ -188,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print("# bench_market_data")
     print(f"command : {shlex.join([sys.executable, *sys.argv])}")
-    print(f"machine : {platform.node()} | nproc {affinity} (cpu_count {os.cpu_count()}) | {_cpu_model()}")
-    print(f"python  : {platform.python_version()} ({platform.platform()}) | {_versions()}")
+    print(f"machine : {platform.node()} | nproc {affinity} (cpu_count {os.cpu_count()}) | {cpu_model()}")
+    print(f"python  : {platform.python_version()} ({platform.platform()}) | {library_versions()}")
     print(f"date    : {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}")
     print(f"repeats : {args.repeat} fresh subprocesses per figure")
     print()

@@ -59,6 +59,8 @@ DEFAULT_DIR = REPO.parent / "shared/data/market"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench._machine import cpu_model, library_versions  # noqa: E402
+
 RESULT_PREFIX = "@@result "
 WORST = {"max_symbols": 500, "min_tech_rating": 50.0, "min_dollar_vol": 0.0, "lookback_days": 250}
 WORST_5000 = {**WORST, "max_symbols": 5000}
@@ -930,24 +932,6 @@ def run_child(kind: str, argv: list[str], workdir: Path) -> dict:
     return payload
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _versions() -> str:
-    import numpy
-    import pandas
-    import pyarrow
-
-    return f"numpy {numpy.__version__}, pandas {pandas.__version__}, pyarrow {pyarrow.__version__}"
-
-
 def _memory() -> str:
     try:
         kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
@@ -1052,10 +1036,10 @@ def main(argv: list[str] | None = None) -> int:
     print("# bench_scanner")
     print(f"command : {shlex.join([sys.executable, *sys.argv])}")
     print(
-        f"machine : {platform.node()} | nproc {affinity} (cpu_count {os.cpu_count()}) | {_cpu_model()} | "
+        f"machine : {platform.node()} | nproc {affinity} (cpu_count {os.cpu_count()}) | {cpu_model()} | "
         f"{_memory()} | caches {_cache_sizes() or 'unknown'}"
     )
-    print(f"python  : {platform.python_version()} ({platform.platform()}) | {_versions()}")
+    print(f"python  : {platform.python_version()} ({platform.platform()}) | {library_versions()}")
     print(f"date    : {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} | load average {_load()}")
     print(f"code    : commit {_commit()}")
     if args.sample:
