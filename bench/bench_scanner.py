@@ -345,55 +345,70 @@ def _median_us(fn, inputs) -> float:
 
 
 def fixed_cost_breakdown(panel, as_ofs, worst) -> None:
-    """Where a scan's fixed cost goes: the library calls a scan makes, timed one by one."""
+    """Where a scan's fixed cost goes: the library calls a scan makes, timed one by one, next to the
+    calls scanner 1.0.0 made in their place (exchange_calendars lookups, pandas sort and filter)."""
     import numpy as np
     import pandas as pd
 
-    from technic_ml.market_conditions import VOL_WINDOW, conditions_at
-    from technic_ml.nyse import is_market_hours, last_completed_session, sessions_between, to_ny
-    from technic_ml.scanner import compute_ratings, select_universe
+    from technic_ml.market_conditions import ConditionTable, conditions_at, session_clock
+    from technic_ml.nyse import is_market_hours, last_completed_session, to_ny
+    from technic_ml.scanner import Scanner, _indicators, compute_ratings, select_universe, tech_ratings
 
     whens = [to_ny(a) for a in as_ofs]
-    series = panel.conditions
-    positions = [
-        int(series.index.searchsorted(pd.Timestamp(last_completed_session(w)), "right")) - 1 for w in whens
-    ]
-    windows = [(series.index[max(0, p - VOL_WINDOW)].date(), series.index[p].date()) for p in positions]
-    frames = []
+    scanner = Scanner(panel)
+    table = ConditionTable(panel.conditions)
+    clock = session_clock()
+    cases = []
     for w in whens:
         e = panel.end_index(w)
-        frames.append(compute_ratings(panel, select_universe(panel, worst, e), e, worst.lookback_days))
-    keys = [(np.asarray(f["symbol"], dtype=str), f["tech_rating"].to_numpy()) for f in frames]
+        idx = select_universe(panel, worst, e)
+        kept, values = _indicators(panel, idx, e, worst.lookback_days, extras=True)
+        order = np.lexsort((scanner._symbol_rank[kept], -values["tech_rating"]))
+        passing = order[values["tech_rating"][order] >= worst.min_tech_rating]
+        signal = values["breakout"][passing] | values["golden_cross"][passing]
+        cases.append((e, idx, kept, values, order, passing, signal))
+    frames = [compute_ratings(panel, idx, e, worst.lookback_days) for e, idx, *_ in cases]
     columns = [{c: f[c].to_numpy() for c in f.columns} for f in frames]
     rows = statistics.median(len(f) for f in frames)
-    rows_of = [series.iloc[p] for p in positions]
-    checked = ["spy_volatility", "spy_return_20d", "spy_momentum", "spy_trend", "vix_level"]
-    conditions_parts = [
+    result_rows = statistics.median(len(c[5]) for c in cases)
+    lookback = worst.lookback_days
+    lines = [
         (
-            "last_completed_session (also called by Panel.end_index)",
+            "ConditionTable.at (the 'conditions' stage)",
+            _median_us(lambda w: table.at(w, data_source="b"), whens),
+        ),
+        (
+            "  SessionClock.last_completed (also the scan's panel row)",
+            _median_us(clock.last_completed, whens),
+        ),
+        ("  SessionClock.is_open", _median_us(clock.is_open, whens)),
+        (
+            "  1.0.0: nyse.last_completed_session (exchange_calendars)",
             _median_us(last_completed_session, whens),
         ),
-        ("is_market_hours", _median_us(is_market_hours, whens)),
+        ("  1.0.0: nyse.is_market_hours", _median_us(is_market_hours, whens)),
         (
-            f"sessions_between over {VOL_WINDOW + 1} sessions",
-            _median_us(lambda ab: sessions_between(*ab), windows),
-        ),
-        ("conditions.iloc[position] (one mixed-dtype row)", _median_us(lambda p: series.iloc[p], positions)),
-        (
-            "5 scalar reads of that row + pd.isna (the NaN checks)",
-            _median_us(lambda r: [pd.isna(r[c]) for c in checked], rows_of),
+            "  conditions_at (builds a ConditionTable per call)",
+            _median_us(lambda w: conditions_at(panel.conditions, w, data_source="b"), whens),
         ),
         (
-            "  (before e6a576c: row[[3 labels]].isna().any())",
-            _median_us(lambda r: r[checked[:3]].isna().any(), rows_of),
+            f"_indicators, {rows:.0f} symbols x {lookback + 1} sessions (the 'indicators' stage)",
+            _median_us(lambda c: _indicators(panel, c[1], c[0], lookback, extras=True), cases),
         ),
-    ]
-    total_conditions = _median_us(lambda w: conditions_at(series, w, data_source=panel.source), whens)
-    lines = [("conditions_at (the 'conditions' stage)", total_conditions)]
-    lines += [(f"  {label}", us) for label, us in conditions_parts]
-    lines += [
         (
-            f"DataFrame.sort_values by 2 keys, {rows:.0f} rows (the 'rating' stage)",
+            "  tech_ratings (the numeric core without the evidence columns)",
+            _median_us(lambda c: tech_ratings(panel, c[1], c[0], lookback), cases),
+        ),
+        (
+            "  compute_ratings (the same + a pd.DataFrame of its 20 columns)",
+            _median_us(lambda c: compute_ratings(panel, c[1], c[0], lookback), cases),
+        ),
+        (
+            f"np.lexsort by rating and symbol, {rows:.0f} rows (the 'rating' stage)",
+            _median_us(lambda c: np.lexsort((scanner._symbol_rank[c[2]], -c[3]["tech_rating"])), cases),
+        ),
+        (
+            "  1.0.0: DataFrame.sort_values by the same two keys",
             _median_us(
                 lambda f: f.sort_values(
                     ["tech_rating", "symbol"], ascending=[False, True], ignore_index=True
@@ -402,31 +417,21 @@ def fixed_cost_breakdown(panel, as_ofs, worst) -> None:
             ),
         ),
         (
-            "  for comparison: np.lexsort on the same two keys",
-            _median_us(lambda k: np.lexsort((k[0], -k[1])), keys),
+            f"Scanner._results_frame, {result_rows:.0f} rows (most of the 'results' stage)",
+            _median_us(lambda c: scanner._results_frame(c[2], c[3], c[5], c[6]), cases),
         ),
         (
-            "  for comparison: DataFrame.take(that order)",
-            _median_us(
-                lambda fk: fk[0].take(np.lexsort((fk[1][0], -fk[1][1]))), list(zip(frames, keys, strict=True))
-            ),
-        ),
-        (
-            f"DataFrame boolean filter, {rows:.0f} rows (the 'results' stage)",
-            _median_us(lambda f: f[f["tech_rating"] >= 50].reset_index(drop=True), frames),
-        ),
-        (
-            "  for comparison: DataFrame.take(np.flatnonzero(mask))",
-            _median_us(lambda f: f.take(np.flatnonzero(f["tech_rating"].to_numpy() >= 50)), frames),
-        ),
-        (
-            f"pd.DataFrame of compute_ratings' {len(frames[0].columns)} columns, {rows:.0f} rows",
+            f"  for comparison: pd.DataFrame of the same 21 columns, {rows:.0f} rows",
             _median_us(pd.DataFrame, columns),
+        ),
+        (
+            "  1.0.0: DataFrame boolean filter + reset_index",
+            _median_us(lambda f: f[f["tech_rating"] >= worst.min_tech_rating].reset_index(drop=True), frames),
         ),
     ]
     print("  where the fixed cost goes (median us per call over the worst-case as-of times):")
     for label, us in lines:
-        print(f"    {label:<68} {us:8.0f} us")
+        print(f"    {label:<72} {us:8.0f} us")
 
 
 # -- section 2: memory bandwidth ----------------------------------------------------------------------

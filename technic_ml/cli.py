@@ -39,8 +39,10 @@ app = typer.Typer(
 )
 market_app = typer.Typer(help="Market-condition snapshots.", no_args_is_help=True)
 history_app = typer.Typer(help="The scan history store.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: versions, champion and challenger.", no_args_is_help=True)
 app.add_typer(market_app, name="market")
 app.add_typer(history_app, name="history")
+app.add_typer(models_app, name="models")
 
 out = Console()
 err = Console(stderr=True)
@@ -426,6 +428,235 @@ def history_retention(
 def history_compact() -> None:
     """Merge small files of each date partition into one."""
     out.print(str(_store().compact()), markup=False, highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------- predictors
+def _registry():
+    from technic_ml.predictors.registry import ModelRegistry
+
+    return ModelRegistry(_settings().model_registry_path)
+
+
+def _training(source, market_dir, coverage, folds, test_start, test_end):
+    from technic_ml.market_data import open_market_data
+    from technic_ml.predictors.training import FoldPlan, load_training_data, train_predictors
+
+    settings = _settings(market_source=source, market_dir=market_dir)
+    store = _store()
+    market = open_market_data(settings)
+    data, note = load_training_data(store, market)
+    out.print(
+        f"training data: {len(data)} records ({note}); {len(data.dropped)} left out",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    for reason, n in data.dropped["reason"].value_counts().items() if len(data.dropped) else []:
+        out.print(f"  left out: {n} x {reason}", markup=False, highlight=False, soft_wrap=True)
+    plan = FoldPlan(n_folds=folds, test_start=_parse_time(test_start), test_end=_parse_time(test_end))
+    with err.status("validating candidates on rolling-origin folds..."):
+        run = train_predictors(data, coverage=coverage, folds=plan, registry=_registry(), data_note=note)
+    from technic_ml.predictors.validation import markdown
+
+    for trained in run.targets.values():
+        out.print(markdown(trained.report, run.gates), markup=False, highlight=False, soft_wrap=True)
+        out.print()
+    return run
+
+
+_COVERAGE = Annotated[float, typer.Option(help="Stated interval coverage (0-1).")]
+_FOLDS = Annotated[int, typer.Option(min=1, help="Rolling-origin test folds.")]
+_TEST_START = Annotated[
+    str | None, typer.Option(help="Start of the test period (default: last 30% of the history).")
+]
+_TEST_END = Annotated[str | None, typer.Option(help="End of the test period (default: the last scan).")]
+_SOURCE = Annotated[str | None, typer.Option(help="sample | parquet | yfinance.")]
+_MARKET_DIR = Annotated[Path | None, typer.Option(help="Market-data directory for --source parquet.")]
+
+
+@app.command()
+@_handled
+def train(
+    coverage: _COVERAGE = 0.9,
+    folds: _FOLDS = 3,
+    test_start: _TEST_START = None,
+    test_end: _TEST_END = None,
+    source: _SOURCE = None,
+    market_dir: _MARKET_DIR = None,
+) -> None:
+    """Validate every candidate on the scan history, refit the winner, publish what passed its gates.
+
+    Exit code 0 when both predictors were published, 3 when one or both were not (reasons printed).
+    """
+    from technic_ml.predictors.training import publish_predictors
+
+    run = _training(source, market_dir, coverage, folds, test_start, test_end)
+    outcomes = publish_predictors(_registry(), run)
+    for outcome in outcomes.values():
+        if outcome.published:
+            out.print(
+                f"{outcome.target}: published {outcome.version} as {outcome.alias} ({outcome.reason})",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            err.print(
+                f"{outcome.target}: NOT published: {outcome.reason}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not all(o.published for o in outcomes.values()):
+        raise typer.Exit(3)
+
+
+@app.command()
+@_handled
+def validate(
+    coverage: _COVERAGE = 0.9,
+    folds: _FOLDS = 3,
+    test_start: _TEST_START = None,
+    test_end: _TEST_END = None,
+    source: _SOURCE = None,
+    market_dir: _MARKET_DIR = None,
+) -> None:
+    """The validation report of every candidate, baseline and the champion; publishes nothing."""
+    _training(source, market_dir, coverage, folds, test_start, test_end)
+
+
+@models_app.command("list")
+@_handled
+def models_list() -> None:
+    """Every published version, with the aliases it holds."""
+    from technic_ml.predictors.registry import MODEL_NAMES
+
+    registry = _registry()
+    table = Table(title=f"Model registry: {registry.root}")
+    for col in ("model", "version", "aliases", "features", "MAE", "R²", "coverage", "records"):
+        table.add_column(col, overflow="fold")
+    for model in MODEL_NAMES.values():
+        aliases = registry.aliases(model)
+        for v in registry.versions(model):
+            pooled = (v.manifest.get("validation") or {}).get("pooled") or {}
+            held = ", ".join(a for a, version in aliases.items() if version == v.version)
+            table.add_row(
+                model,
+                v.version,
+                held,
+                v.manifest.get("feature_set", ""),
+                _fmt(pooled.get("mae")),
+                _fmt(pooled.get("r2")),
+                _fmt(pooled.get("coverage")),
+                _fmt((v.manifest.get("training_window") or {}).get("records")),
+            )
+    out.print(table)
+
+
+@models_app.command("show")
+@_handled
+def models_show(
+    model: Annotated[str, typer.Argument(help="result-count | duration")],
+    version: Annotated[str, typer.Argument(help="A version id, champion or challenger.")] = "champion",
+) -> None:
+    """A version's manifest, and the alias history of the model."""
+    import json
+
+    registry = _registry()
+    out.print_json(json.dumps(registry.manifest(model, version), default=str))
+    for event in registry.alias_history(model):
+        out.print(
+            f"{event['at']}  {event['alias']:<10} {event['action']:<8} {event['version']}  {event['reason']}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@models_app.command("promote")
+@_handled
+def models_promote(
+    model: Annotated[str, typer.Argument(help="result-count | duration")],
+    version: Annotated[str, typer.Argument(help="The version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Recorded in the alias history.")] = "promoted by hand",
+) -> None:
+    """Make a published version the champion."""
+    _registry().promote(model, version, reason)
+    out.print(f"{model}: champion is now {version}", markup=False, highlight=False)
+
+
+@models_app.command("rollback")
+@_handled
+def models_rollback(
+    model: Annotated[str, typer.Argument(help="result-count | duration")],
+    reason: Annotated[str, typer.Option(help="Recorded in the alias history.")] = "rolled back by hand",
+) -> None:
+    """Return champion to the version that held it before the current one."""
+    previous = _registry().rollback(model, reason)
+    out.print(f"{model}: champion rolled back to {previous}", markup=False, highlight=False)
+
+
+@app.command()
+@_handled
+def predict(
+    max_symbols: Annotated[
+        int, typer.Option(help="Scan at most this many of the most liquid symbols.")
+    ] = 100,
+    min_tech_rating: Annotated[float, typer.Option(help="Keep symbols rated at least this (0-100).")] = 50.0,
+    min_dollar_vol: Annotated[float, typer.Option(help="Minimum 20-day average dollar volume (USD).")] = 0.0,
+    sector: Annotated[list[str] | None, typer.Option(help="Sector (repeatable; default all).")] = None,
+    industry: Annotated[list[str] | None, typer.Option(help="Industry (repeatable; default all).")] = None,
+    lookback_days: Annotated[int, typer.Option(help="Trading days the indicators look at (20-500).")] = 120,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Moment of the scan (default: now, or the end of a historical dataset)."),
+    ] = None,
+    source: _SOURCE = None,
+    market_dir: _MARKET_DIR = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Predict a scan's result count and duration with the champion models."""
+    import json
+
+    from technic_ml.contracts import parse_config
+    from technic_ml.jobs import default_as_of
+    from technic_ml.market_data import open_market_data
+    from technic_ml.predictors.serving import open_predictors
+
+    settings = _settings(market_source=source, market_dir=market_dir)
+    config = parse_config(
+        {
+            "max_symbols": max_symbols,
+            "min_tech_rating": min_tech_rating,
+            "min_dollar_vol": min_dollar_vol,
+            "sectors": sector or None,
+            "industries": industry or None,
+            "lookback_days": lookback_days,
+        }
+    )
+    market = open_market_data(settings)
+    when = _parse_time(as_of) or default_as_of(market)[0]
+    predictors, conditions = open_predictors(_registry(), market, when)
+    result = predictors.predict(config, conditions)
+    if json_output:
+        out.print_json(json.dumps({k: p.to_dict() for k, p in result.items()} | {"as_of": when.isoformat()}))
+        return
+    table = Table(title=f"Prediction as of {when.isoformat()}")
+    for col in ("target", "state", "value", "interval", "coverage", "P(empty)", "version", "notes"):
+        table.add_column(col, overflow="fold")
+    for target, p in result.items():
+        interval = "-" if p.lower is None else f"{_fmt(p.lower)} .. {_fmt(p.upper)}"
+        table.add_row(
+            target,
+            p.state,
+            _fmt(p.value),
+            interval,
+            "-" if p.coverage is None else f"{p.coverage:.0%}",
+            "-" if p.p_empty is None else f"{p.p_empty:.1%}",
+            p.version or "-",
+            escape("; ".join(p.reasons)),
+        )
+    out.print(table)
 
 
 def _frame_table(frame, title: str) -> Table:

@@ -25,3 +25,11 @@ class StoreError(TechnicError):
 
 class SettingsError(TechnicError, ValueError):
     """A setting has a value the program cannot use."""
+
+
+class RegistryError(TechnicError):
+    """The model registry refused an operation: a missing, tampered or incompatible model version."""
+
+
+class ValidationFailed(TechnicError):
+    """A trained model did not pass its validation gates, so it was not published."""

@@ -21,12 +21,18 @@ Definitions (all from bars completed by ``as_of``; see ``technic_ml.nyse``):
   reported as degraded with its age.
 * ``time_of_day`` (hour), ``day_of_week`` (Monday=0) in New York time, ``is_market_hours`` from
   the real NYSE calendar (holidays and early closes).
+
+A backfill looks conditions up thousands of times in one table: :class:`ConditionTable` holds the
+table as arrays and :class:`SessionClock` the NYSE calendar as arrays, so a lookup inside a scan
+costs ~0.1 ms instead of the ~0.8 ms its exchange_calendars calls and pandas row access took
+(``bench/bench_scanner.py`` prints the breakdown).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -34,14 +40,7 @@ import pandas as pd
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import MarketDataError
 from technic_ml.market_data.base import AsOf, MarketData
-from technic_ml.nyse import (
-    is_market_hours,
-    last_completed_session,
-    now_ny,
-    session_lag,
-    sessions_between,
-    to_ny,
-)
+from technic_ml.nyse import calendar, last_completed_session, now_ny, to_ny
 
 log = logging.getLogger(__name__)
 
@@ -137,66 +136,170 @@ def conditions_at(
 
     The table may extend past ``as_of`` (a backfill computes it once for its whole range): only
     the row of the last session completed by ``as_of`` is read, and every column of that row was
-    computed from that session and earlier ones.
+    computed from that session and earlier ones. For many lookups in one table, build a
+    :class:`ConditionTable` once and call :meth:`ConditionTable.at`.
     """
-    when = to_ny(as_of)
-    reasons = list(problems or [])
-    expected = last_completed_session(when)
-    position = int(series.index.searchsorted(pd.Timestamp(expected), side="right")) - 1
-    if position < 0:
-        raise MarketDataError(f"spy: no daily bar on or before {expected} ({data_source})")
-    row = series.iloc[position]
-    spy_date = series.index[position].date()
-    if position + 1 < MIN_SESSIONS:
-        raise MarketDataError(
-            f"spy: received {position + 1} daily bars up to {spy_date}; expected at least {MIN_SESSIONS} "
-            f"to compute trend and {VOL_WINDOW}-session volatility ({data_source})"
-        )
-    first = max(0, position - VOL_WINDOW)
-    window_start = series.index[first].date()
-    missing = len(sessions_between(window_start, spy_date)) - (position - first + 1)
-    if missing > 0:
-        # Returns and volatility over a window with holes are computed across the gaps: say so.
-        reasons.append(f"spy: {missing} session(s) missing between {window_start} and {spy_date}")
-    lag = session_lag(spy_date, expected)
-    if lag > 0:
-        reasons.append(f"spy: stale, last bar {spy_date} is {lag} session(s) behind {expected}")
-    needed = (row["spy_volatility"], row["spy_return_20d"], row["spy_momentum"], row["spy_trend"])
-    if any(pd.isna(value) for value in needed):
-        raise MarketDataError(
-            f"spy: the last {MIN_SESSIONS} bars up to {spy_date} contain gaps or non-positive closes; "
-            f"expected {MIN_SESSIONS} consecutive valid closes ({data_source})"
-        )
+    return ConditionTable(series).at(as_of, data_source=data_source, problems=problems)
 
-    vix_level: float | None
-    vix_date: dt.date | None
-    if pd.isna(row["vix_level"]):
-        vix_level, vix_date = None, None
-        reasons.append(f"vix: no VIX close on or before {spy_date}")
-    else:
-        vix_level = float(row["vix_level"])
-        vix_date = pd.Timestamp(row["vix_bar_date"]).date()
-        vix_lag = session_lag(vix_date, spy_date)
-        if vix_lag > 0:
-            reasons.append(f"vix: carried forward from {vix_date}, {vix_lag} session(s) before {spy_date}")
 
-    return MarketConditions(
-        spy_trend=row["spy_trend"],
-        spy_volatility=float(row["spy_volatility"]),
-        spy_momentum=float(row["spy_momentum"]),
-        spy_return_5d=float(row["spy_return_5d"]),
-        spy_return_20d=float(row["spy_return_20d"]),
-        vix_level=vix_level,
-        time_of_day=when.hour,
-        day_of_week=when.weekday(),
-        is_market_hours=is_market_hours(when),
-        as_of=when,
-        data_source=data_source,
-        degraded=bool(reasons),
-        degraded_reasons=reasons or None,
-        spy_bar_date=spy_date,
-        vix_bar_date=vix_date,
-    )
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _micros(when: dt.datetime) -> int:
+    """UTC microseconds since the epoch of an aware datetime (exact: datetimes hold microseconds)."""
+    return (when - _EPOCH) // _MICROSECOND
+
+
+class SessionClock:
+    """The XNYS calendar of :func:`technic_ml.nyse.calendar` as sorted arrays, for lookups in a loop.
+
+    Each ``technic_ml.nyse`` call goes through exchange_calendars and pandas (0.1-0.3 ms); a scan
+    needs several. The answers are the same by construction: every NYSE session opens and closes
+    on its own New York date, so "the latest session whose close is at or before t" and "the
+    session whose open <= t < close" are binary searches over the open and close instants (the
+    tests compare both with ``technic_ml.nyse`` on holidays, early closes, DST changes and the ends
+    of the calendar). Moments before the calendar's first close are left to
+    ``technic_ml.nyse``, so its errors stay the errors.
+    """
+
+    def __init__(self) -> None:
+        cal = calendar()
+        self.days = cal.sessions.to_numpy().astype("datetime64[D]")
+        self._opens = pd.DatetimeIndex(cal.opens).as_unit("us").asi8
+        self._closes = pd.DatetimeIndex(cal.closes).as_unit("us").asi8
+
+    def last_completed(self, as_of: AsOf) -> np.datetime64:
+        """:func:`technic_ml.nyse.last_completed_session` as a ``datetime64[D]``."""
+        when = to_ny(as_of)
+        i = int(np.searchsorted(self._closes, _micros(when), side="right")) - 1
+        if i < 0:
+            return np.datetime64(last_completed_session(when), "D")
+        return self.days[i]
+
+    def is_open(self, as_of: AsOf) -> bool:
+        """:func:`technic_ml.nyse.is_market_hours`: the regular session is open (open inclusive)."""
+        t = _micros(to_ny(as_of))
+        i = int(np.searchsorted(self._opens, t, side="right")) - 1
+        return i >= 0 and t < int(self._closes[i])
+
+    def count(self, start: np.datetime64, end: np.datetime64) -> int:
+        """``len(technic_ml.nyse.sessions_between(start, end))`` for ``datetime64[D]`` days."""
+        n = int(np.searchsorted(self.days, end, side="right")) - int(
+            np.searchsorted(self.days, start, side="left")
+        )
+        return max(0, n)
+
+    def lag(self, bar: np.datetime64, expected: np.datetime64) -> int:
+        """:func:`technic_ml.nyse.session_lag`: sessions ``bar`` is behind ``expected`` (0 if not)."""
+        return 0 if bar >= expected else self.count(bar, expected) - 1
+
+
+@lru_cache(maxsize=1)
+def session_clock() -> SessionClock:
+    """The process's :class:`SessionClock` (built once, from the already cached calendar)."""
+    return SessionClock()
+
+
+class ConditionTable:
+    """A :func:`condition_series` table as arrays: a point-in-time lookup without pandas row access.
+
+    ``series.iloc[position]`` of the mixed-dtype table costs more than the rest of a lookup. Here
+    the columns are numpy views (no copy, so building a table for one lookup is cheap too) and a
+    lookup reads one element of each.
+    """
+
+    def __init__(self, series: pd.DataFrame):
+        self._dates = series.index.to_numpy()
+        self._trend = series["spy_trend"].array
+        self._volatility = series["spy_volatility"].to_numpy(dtype=np.float64)
+        self._momentum = series["spy_momentum"].to_numpy(dtype=np.float64)
+        self._return_5d = series["spy_return_5d"].to_numpy(dtype=np.float64)
+        self._return_20d = series["spy_return_20d"].to_numpy(dtype=np.float64)
+        self._vix = series["vix_level"].to_numpy(dtype=np.float64)
+        self._vix_dates = series["vix_bar_date"].to_numpy()
+
+    def _day(self, position: int) -> np.datetime64:
+        return self._dates[position].astype("datetime64[D]")
+
+    def at(
+        self,
+        as_of: AsOf,
+        *,
+        data_source: str,
+        problems: list[str] | None = None,
+    ) -> MarketConditions:
+        """Conditions as of ``as_of`` (see :func:`conditions_at`)."""
+        when = to_ny(as_of)
+        clock = session_clock()
+        reasons = list(problems or [])
+        expected_day = clock.last_completed(when)
+        position = int(np.searchsorted(self._dates, expected_day, side="right")) - 1
+        if position < 0:
+            raise MarketDataError(f"spy: no daily bar on or before {expected_day.item()} ({data_source})")
+        spy_day = self._day(position)
+        spy_date = spy_day.item()
+        if position + 1 < MIN_SESSIONS:
+            raise MarketDataError(
+                f"spy: received {position + 1} daily bars up to {spy_date}; expected at least {MIN_SESSIONS} "
+                f"to compute trend and {VOL_WINDOW}-session volatility ({data_source})"
+            )
+        first = max(0, position - VOL_WINDOW)
+        window_start = self._day(first)
+        missing = clock.count(window_start, spy_day) - (position - first + 1)
+        if missing > 0:
+            # Returns and volatility over a window with holes are computed across the gaps: say so.
+            reasons.append(f"spy: {missing} session(s) missing between {window_start.item()} and {spy_date}")
+        lag = clock.lag(spy_day, expected_day)
+        if lag > 0:
+            reasons.append(
+                f"spy: stale, last bar {spy_date} is {lag} session(s) behind {expected_day.item()}"
+            )
+        trend = self._trend[position]
+        needed = (
+            self._volatility[position],
+            self._return_20d[position],
+            self._momentum[position],
+            trend,
+        )
+        if any(pd.isna(value) for value in needed):
+            raise MarketDataError(
+                f"spy: the last {MIN_SESSIONS} bars up to {spy_date} contain gaps or non-positive closes; "
+                f"expected {MIN_SESSIONS} consecutive valid closes ({data_source})"
+            )
+
+        vix_level: float | None
+        vix_date: dt.date | None
+        if np.isnan(self._vix[position]):
+            vix_level, vix_date = None, None
+            reasons.append(f"vix: no VIX close on or before {spy_date}")
+        else:
+            vix_level = float(self._vix[position])
+            vix_day = self._vix_dates[position].astype("datetime64[D]")
+            vix_date = vix_day.item()
+            vix_lag = clock.lag(vix_day, spy_day)
+            if vix_lag > 0:
+                reasons.append(
+                    f"vix: carried forward from {vix_date}, {vix_lag} session(s) before {spy_date}"
+                )
+
+        return MarketConditions(
+            spy_trend=trend,
+            spy_volatility=float(self._volatility[position]),
+            spy_momentum=float(self._momentum[position]),
+            spy_return_5d=float(self._return_5d[position]),
+            spy_return_20d=float(self._return_20d[position]),
+            vix_level=vix_level,
+            time_of_day=when.hour,
+            day_of_week=when.weekday(),
+            is_market_hours=clock.is_open(when),
+            as_of=when,
+            data_source=data_source,
+            degraded=bool(reasons),
+            degraded_reasons=reasons or None,
+            spy_bar_date=spy_date,
+            vix_bar_date=vix_date,
+        )
 
 
 def snapshot_market(market: MarketData, as_of: AsOf | None = None) -> MarketConditions:

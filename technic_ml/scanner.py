@@ -40,6 +40,13 @@ chosen sectors into the cap, as a user scanning one sector expects.
 
 Point-in-time: only panel rows up to the last session completed by ``as_of`` are read (a scan
 during market hours on day *d* sees closes up to *d-1*). Durations are measured wall time.
+
+Version 1.1.0 returns the same results as 1.0.0, bit for bit, but its durations mean something
+else: 1.0.0 spent ~4 ms of every scan on fixed costs (a pandas sort and filter, calendar lookups,
+frame building), so its durations hardly depended on the scan's size. 1.1.0 orders and filters numpy
+arrays, looks the calendar up in arrays and builds the results frame once, at the end (timed in the
+*results* stage); ``bench/bench_scanner.py`` prints where the remaining fixed cost goes.
+:func:`tech_ratings` is the numeric core alone, for callers that need only the ratings.
 """
 
 from __future__ import annotations
@@ -51,15 +58,34 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pandas.api.internals import create_dataframe_from_blocks
+from pandas.arrays import ArrowStringArray, NumpyExtensionArray
 
 from technic_ml.contracts import Provenance, ScanConfig, ScanPerformance, ScanRecord, ScanResults
 from technic_ml.errors import MarketDataError
-from technic_ml.market_conditions import conditions_at
+from technic_ml.market_conditions import ConditionTable, session_clock
 from technic_ml.market_data.base import AsOf, MarketData
 from technic_ml.nyse import to_ny
 from technic_ml.panel import ADV_WINDOW, Panel
 
-SCANNER_VERSION = "1.0.0"
+__all__ = [
+    "MIN_BARS",
+    "RATING_COLUMNS",
+    "RESULT_COLUMNS",
+    "SCANNER_VERSION",
+    "STAGES",
+    "WEIGHTS",
+    "ZERO_VOL",
+    "ScanResult",
+    "Scanner",
+    "compute_ratings",
+    "run_scan",
+    "select_universe",
+    "tech_ratings",
+]
+
+SCANNER_VERSION = "1.1.0"
 MIN_BARS = 21
 ZERO_VOL = 1e-6  # daily log-return std below this is zero volatility (float32 rounding noise)
 WEIGHTS = {
@@ -92,6 +118,13 @@ RATING_COLUMNS = (
     "bars",
 )
 STAGES = ("universe", "indicators", "rating", "results", "signals", "conditions")
+#: Columns of ``ScanResult.results``: the ratings' columns with ``signal`` after ``tech_rating``.
+RESULT_COLUMNS = (*RATING_COLUMNS[:4], "signal", *RATING_COLUMNS[4:])
+_TEXT_COLUMNS = ("symbol", "sector", "industry")
+_FLAG_COLUMNS = ("signal", "breakout", "golden_cross")
+_FLOAT_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in (*_TEXT_COLUMNS, *_FLAG_COLUMNS, "bars"))
+# Evidence shown next to the rating that the rating does not depend on: tech_ratings skips them.
+_EXTRA_COLUMNS = ("breakout", "golden_cross", "bars")
 
 
 @dataclass
@@ -120,24 +153,71 @@ def select_universe(panel: Panel, config: ScanConfig, end: int) -> np.ndarray:
     return idx[order[: config.max_symbols]]
 
 
+def tech_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept column indices, tech_rating float64) for columns idx as of panel row end: the symbols
+    of idx with at least MIN_BARS real bars in the window, in idx order, with exactly the
+    tech_rating compute_ratings gives them.
+
+    The numeric core of :func:`compute_ratings` without its evidence columns or any pandas object:
+    for callers that rate thousands of (session, universe) pairs.
+    """
+    kept, values = _indicators(panel, idx, end, lookback, extras=False)
+    return kept, values["tech_rating"]
+
+
 def compute_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> pd.DataFrame:
     """Indicators, components and tech_rating for columns ``idx`` as of panel row ``end``."""
-    start = max(0, end - lookback)
-    close = panel.close[start : end + 1, idx].astype(np.float64)  # (L+1) x k window copy
-    real = panel.has_bar[start : end + 1, idx]
-    enough = real.sum(axis=0) >= MIN_BARS
-    close, real, idx = close[:, enough], real[:, enough], idx[enough]
-    k = len(idx)
-    if k == 0:
+    kept, values = _indicators(panel, idx, end, lookback, extras=True)
+    if len(kept) == 0:
         return _empty_ratings()
+    return pd.DataFrame(
+        {
+            "symbol": panel.symbols[kept],
+            "sector": panel.sectors[kept],
+            "industry": panel.industries[kept],
+            **{name: values[name] for name in RATING_COLUMNS[3:]},
+        }
+    )
+
+
+def _indicators(
+    panel: Panel, idx: np.ndarray, end: int, lookback: int, *, extras: bool
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The numeric core of a rating: the kept columns of ``idx`` and one array per rating column.
+
+    ``extras=False`` skips ``_EXTRA_COLUMNS``, which the rating does not depend on.
+    """
+    if not 0 <= end < len(panel.dates):
+        raise ValueError(f"end: received {end}; expected a panel row in 0..{len(panel.dates) - 1}")
+    if lookback < 1:
+        raise ValueError(f"lookback: received {lookback}; expected at least 1 session")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"idx: received an array of dtype {idx.dtype}; expected integer column indices")
+    start = max(0, end - lookback)
+    real = panel.has_bar[start : end + 1, idx]
+    bars = real.sum(axis=0)
+    enough = bars >= MIN_BARS
+    idx, bars = idx[enough], bars[enough]
+    k = len(idx)
+    names = RATING_COLUMNS[3:] if extras else [c for c in RATING_COLUMNS[3:] if c not in _EXTRA_COLUMNS]
+    if k == 0:
+        return idx, {name: _empty_column(name) for name in names}
+    # (L+1) x k window copy. Fancy indexing lays each symbol's column out contiguously, so every
+    # sum over sessions below is numpy's pairwise sum of that column, as in np.nanmean.
+    close = panel.close[start : end + 1, idx].astype(np.float64)
     rows = close.shape[0]
+    # np.nanmean and np.nanstd, written out over one NaN mask: the same sums and divisions in the
+    # same order (so the same bits), without rebuilding the mask and a zero-filled copy per window.
+    known = ~np.isnan(close)
+    filled = np.where(known, close, 0.0)
+
+    def window_mean(window: slice) -> np.ndarray:
+        return filled[window].sum(axis=0) / known[window].sum(axis=0)
+
     with np.errstate(invalid="ignore", divide="ignore"):
         last = close[-1]
         s, m = min(20, lookback), min(50, lookback)
-        sma_s, sma_m = np.nanmean(close[-s:], axis=0), np.nanmean(close[-m:], axis=0)
-        # One session earlier, over the same number of bars where the window has them.
-        sma_s_prev = np.nanmean(close[max(0, rows - 1 - s) : -1], axis=0)
-        sma_m_prev = np.nanmean(close[max(0, rows - 1 - m) : -1], axis=0)
+        sma_s, sma_m = window_mean(slice(-s, None)), window_mean(slice(-m, None))
         trend = ((last > sma_s).astype(float) + (last > sma_m) + (sma_s > sma_m)) / 3
 
         diffs = np.diff(close[-15:], axis=0)
@@ -149,7 +229,7 @@ def compute_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> p
         rsi = np.where(total > 0, 100 * gains / np.where(total > 0, total, 1), 50.0)
         momentum = np.clip((rsi - 30) / 40, 0, 1)
 
-        first_row = np.argmax(~np.isnan(close), axis=0)
+        first_row = np.argmax(known, axis=0)
         first = close[first_row, np.arange(k)]
         ret = last / first - 1
         spy = panel.spy_close[start : end + 1]
@@ -158,8 +238,15 @@ def compute_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> p
         relative_strength = np.clip(0.5 + np.nan_to_num(rel) / 0.4, 0, 1)
 
         log_ret = np.diff(np.log(close), axis=0)
-        mu = np.nanmean(log_ret, axis=0)
-        sd = np.nanstd(log_ret, axis=0, ddof=1)
+        ret_known = ~np.isnan(log_ret)
+        n_ret = ret_known.sum(axis=0)
+        deviation = np.where(ret_known, log_ret, 0.0)
+        mu = deviation.sum(axis=0) / n_ret
+        deviation -= mu
+        np.copyto(deviation, 0.0, where=~ret_known)
+        deviation *= deviation
+        dof = n_ret - 1  # ddof=1
+        sd = np.sqrt(np.where(dof > 0, deviation.sum(axis=0) / dof, np.nan))
         # Closes are float32: a perfectly steady series shows ~1e-8 of rounding noise, not volatility.
         steady = ~(sd > ZERO_VOL)
         sharpe = np.where(steady, 0.0, mu / np.where(steady, 1, sd) * np.sqrt(252))
@@ -181,17 +268,7 @@ def compute_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> p
             + WEIGHTS["risk_adjusted_return"] * risk_adjusted
             + WEIGHTS["volume_confirmation"] * volume_conf
         )
-        breakout = last > np.nanmax(np.where(np.isnan(close[:-1]), -np.inf, close[:-1]), axis=0)
-        golden_cross = (sma_s > sma_m) & (sma_s_prev <= sma_m_prev)
-    if not np.isfinite(rating).all():  # a bug, never a silent default
-        raise AssertionError(
-            f"non-finite tech_rating for {panel.symbols[idx[~np.isfinite(rating)]].tolist()}"
-        )
-    return pd.DataFrame(
-        {
-            "symbol": panel.symbols[idx],
-            "sector": panel.sectors[idx],
-            "industry": panel.industries[idx],
+        values = {
             "tech_rating": rating,
             "close": last,
             "sma_short": sma_s,
@@ -206,11 +283,26 @@ def compute_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> p
             "relative_strength": relative_strength,
             "risk_adjusted_return": risk_adjusted,
             "volume_confirmation": volume_conf,
-            "breakout": breakout,
-            "golden_cross": golden_cross,
-            "bars": real.sum(axis=0),
         }
-    )
+        if extras:
+            # One session earlier, over the same number of bars where the window has them.
+            sma_s_prev = window_mean(slice(max(0, rows - 1 - s), -1))
+            sma_m_prev = window_mean(slice(max(0, rows - 1 - m), -1))
+            earlier = np.where(known[:-1], close[:-1], -np.inf)
+            values["breakout"] = last > earlier.max(axis=0)
+            values["golden_cross"] = (sma_s > sma_m) & (sma_s_prev <= sma_m_prev)
+            values["bars"] = bars
+    if not np.isfinite(rating).all():  # a bug, never a silent default
+        raise AssertionError(
+            f"non-finite tech_rating for {panel.symbols[idx[~np.isfinite(rating)]].tolist()}"
+        )
+    return idx, values
+
+
+def _empty_column(name: str) -> np.ndarray:
+    if name in ("breakout", "golden_cross"):
+        return np.empty(0, dtype=bool)
+    return np.empty(0, dtype=np.int64 if name == "bars" else np.float64)
 
 
 def _empty_ratings() -> pd.DataFrame:
@@ -227,6 +319,28 @@ class Scanner:
 
     def __init__(self, panel: Panel):
         self.panel = panel
+        self._dates = panel.dates.to_numpy()
+        self._conditions = ConditionTable(panel.conditions)
+        # Results are ordered by rating, ties by symbol: the symbol's rank is that second key.
+        self._symbol_rank = np.empty(panel.n_symbols, dtype=np.intp)
+        self._symbol_rank[np.argsort(panel.symbols, kind="stable")] = np.arange(panel.n_symbols)
+        # The text columns typed once as pd.DataFrame types them (pandas' arrow-backed strings, with
+        # the pinned pandas and pyarrow); a scan takes its rows of all three in one arrow call, a
+        # third of the cost of three takes.
+        self._text = [
+            pd.Series(values, copy=False).array for values in (panel.symbols, panel.sectors, panel.industries)
+        ]
+        self._text_table = None
+        if all(isinstance(column, ArrowStringArray) for column in self._text):
+            self._text_table = pa.table(
+                {name: pa.array(column) for name, column in zip(_TEXT_COLUMNS, self._text, strict=True)}
+            )
+        self._columns = pd.Index(RESULT_COLUMNS)
+        at = {name: i for i, name in enumerate(RESULT_COLUMNS)}
+        self._placement = {
+            group: np.array([at[name] for name in group], dtype=np.intp)
+            for group in (_TEXT_COLUMNS, _FLAG_COLUMNS, _FLOAT_COLUMNS, ("bars",))
+        }
 
     @classmethod
     def from_market(cls, market: MarketData, as_of: AsOf, *, start: dt.date | None = None) -> Scanner:
@@ -244,7 +358,8 @@ class Scanner:
         panel = self.panel
         clock = time.perf_counter
         t0 = clock()
-        end = panel.end_index(when)
+        # Panel.end_index, with the session from the array calendar instead of exchange_calendars.
+        end = int(np.searchsorted(self._dates, session_clock().last_completed(when), side="right")) - 1
         if end < 0:
             raise MarketDataError(f"{panel.source}: no session completed by {when.isoformat()} in the panel")
         needed = max(config.lookback_days, ADV_WINDOW - 1)
@@ -257,31 +372,41 @@ class Scanner:
             )
         idx = select_universe(panel, config, end)
         t1 = clock()
-        ratings = compute_ratings(panel, idx, end, config.lookback_days)
+        kept, values = _indicators(panel, idx, end, config.lookback_days, extras=True)
         t2 = clock()
-        # compute_ratings computes the rating with the indicators; the rating stage is the ordering.
-        ratings = ratings.sort_values(["tech_rating", "symbol"], ascending=[False, True], ignore_index=True)
+        # _indicators computes the rating with the indicators; the rating stage is the ordering.
+        rating = values["tech_rating"]
+        order = np.lexsort((self._symbol_rank[kept], -rating))
         t3 = clock()
-        results = ratings[ratings["tech_rating"] >= config.min_tech_rating].reset_index(drop=True)
+        passing = order[rating[order] >= config.min_tech_rating]
         t4 = clock()
-        signal = (results["breakout"] | results["golden_cross"]).astype(bool)
-        results.insert(4, "signal", signal)
+        signal = values["breakout"][passing] | values["golden_cross"][passing]
+        signals = int(np.count_nonzero(signal))
         t5 = clock()
-        conditions = conditions_at(panel.conditions, when, data_source=panel.source)
+        results = self._results_frame(kept, values, passing, signal)
         t6 = clock()
-        total = t6 - t0
-        stage_seconds = dict(zip(STAGES, np.diff([t0, t1, t2, t3, t4, t5, t6]).tolist(), strict=True))
+        conditions = self._conditions.at(when, data_source=panel.source)
+        t7 = clock()
+        total = t7 - t0
+        stage_seconds = {
+            "universe": t1 - t0,
+            "indicators": t2 - t1,
+            "rating": t3 - t2,
+            "results": (t4 - t3) + (t6 - t5),  # choosing the rows, then building the frame
+            "signals": t5 - t4,
+            "conditions": t7 - t6,
+        }
         bar_date = panel.dates[end].date()
         record = ScanRecord(
             scan_id=scan_id or f"scan_{when:%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:8]}",
             timestamp=when,
             config=config,
-            results=ScanResults(count=len(results), signals=int(signal.sum())),
+            results=ScanResults(count=len(passing), signals=signals),
             performance=ScanPerformance(
                 total_seconds=total,
-                symbols_scanned=len(ratings),
-                symbols_per_second=len(ratings) / total if total > 0 else None,
-                symbols_returned=len(results),
+                symbols_scanned=len(kept),
+                symbols_per_second=len(kept) / total if total > 0 else None,
+                symbols_returned=len(passing),
                 stage_seconds=stage_seconds,
             ),
             market_conditions=conditions,
@@ -290,6 +415,48 @@ class Scanner:
             ),
         )
         return ScanResult(results=results, record=record, bar_date=bar_date)
+
+    def _results_frame(
+        self, kept: np.ndarray, values: dict[str, np.ndarray], rows: np.ndarray, signal: np.ndarray
+    ) -> pd.DataFrame:
+        """The results frame, rows ``rows`` of the rated symbols, built from its blocks.
+
+        pd.DataFrame from a dict of 21 columns costs ~0.5 ms per scan (per-column inference and
+        consolidation), more than everything else in a small scan; the blocks here are exactly
+        the ones it would build (one per dtype, text as pandas' default string arrays, or object
+        when ``future.infer_string`` is off), which ``tests/test_scanner.py`` checks against
+        pd.DataFrame. With nothing rated the text columns are object, as compute_ratings' empty
+        frame has always had them.
+        """
+        columns = kept[rows]
+        place = self._placement
+        text_place = place[_TEXT_COLUMNS]
+        if not len(kept):
+            blocks = [(np.empty((len(_TEXT_COLUMNS), 0), dtype=object), text_place)]
+        elif self._text_table is not None:
+            taken = self._text_table.take(columns)
+            blocks = [
+                (ArrowStringArray(taken.column(i), dtype=column.dtype), text_place[i : i + 1])
+                for i, column in enumerate(self._text)
+            ]
+        else:  # other string storage, or object columns when pandas is told not to infer strings
+            blocks = []
+            for i, column in enumerate(self._text):
+                taken = column.take(columns)
+                # Object columns (not its StringArray subclass): pd.DataFrame keeps those as numpy.
+                if type(taken) is NumpyExtensionArray:
+                    taken = taken.to_numpy()[None, :]
+                blocks.append((taken, text_place[i : i + 1]))
+        floats = np.stack([values[name] for name in _FLOAT_COLUMNS]).take(rows, axis=1)
+        flags = np.stack([signal, values["breakout"][rows], values["golden_cross"][rows]])
+        blocks += [
+            (floats, place[_FLOAT_COLUMNS]),
+            (flags, place[_FLAG_COLUMNS]),
+            (values["bars"][rows][None, :], place[("bars",)]),
+        ]
+        return create_dataframe_from_blocks(
+            blocks, index=pd.RangeIndex(len(rows)), columns=self._columns.copy()
+        )
 
 
 def run_scan(config: ScanConfig, market_data: MarketData, as_of: AsOf) -> ScanResult:

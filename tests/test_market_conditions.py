@@ -5,9 +5,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from technic_ml.contracts import MarketConditions
 from technic_ml.errors import MarketDataError
-from technic_ml.market_conditions import compute_conditions, snapshot_market
-from technic_ml.nyse import sessions_between
+from technic_ml.market_conditions import (
+    MIN_SESSIONS,
+    VOL_WINDOW,
+    ConditionTable,
+    compute_conditions,
+    condition_series,
+    conditions_at,
+    session_clock,
+    snapshot_market,
+)
+from technic_ml.nyse import (
+    NY,
+    calendar,
+    is_market_hours,
+    last_completed_session,
+    session_lag,
+    sessions_between,
+    to_ny,
+)
 from tests.support.frames import FrameMarketData, spy_frame, vix_frame
 
 SESSIONS = sessions_between(dt.date(2019, 1, 2), dt.date(2019, 3, 29))  # 61 sessions
@@ -167,3 +185,163 @@ def test_future_snapshots_are_refused():
     spy = spy_frame(SESSIONS, np.linspace(100, 130, len(SESSIONS)))
     with pytest.raises(ValueError, match="not in the future"):
         snapshot_market(FrameMarketData(spy=spy, vix=None), dt.datetime(2100, 1, 1))
+
+
+# -- the array calendar and table behind a backfill's thousands of lookups -------------------------
+
+
+def _boundary_moments() -> list[dt.datetime]:
+    """Instants where an answer flips: each side of opens and closes (early closes included),
+    holidays, weekends, both DST changes, and the ends of the calendar."""
+    cal = calendar()
+    days = [
+        "2001-09-11", "2012-10-29", "2018-11-23", "2018-12-24", "2019-03-08", "2019-03-11",
+        "2019-07-03", "2019-07-04", "2019-07-05", "2019-11-01", "2019-11-04", "2019-11-29",
+        "2019-12-24", "2020-03-09",
+    ]  # fmt: skip
+    sessions = [pd.Timestamp(d) for d in days if cal.is_session(d)]
+    sessions += [cal.first_session, cal.last_session]
+    moments = []
+    for session in sessions:
+        for edge in (cal.session_open(session), cal.session_close(session)):
+            for shift in (-dt.timedelta(microseconds=1), dt.timedelta(0), dt.timedelta(microseconds=1)):
+                moments.append((edge.to_pydatetime() + shift).astimezone(NY))
+    for day in [*days, "2019-03-10", "2019-11-03", "2019-07-06"]:
+        for hour in (0, 1, 2, 3, 9, 12, 16, 23):
+            moments.append(to_ny(dt.datetime.fromisoformat(f"{day} {hour:02d}:30")))
+    # 01:30 on 2019-11-03 happens twice in New York: EDT (fold 0) then EST (fold 1).
+    moments.append(dt.datetime(2019, 11, 3, 1, 30, fold=1, tzinfo=NY))
+    moments.append(to_ny(cal.last_session.date() + dt.timedelta(days=400)))
+    return moments
+
+
+def _random_moments(n: int) -> list[dt.datetime]:
+    rng = np.random.default_rng(5)
+    cal = calendar()
+    lo, hi = cal.first_session.value // 1000, (cal.last_session.value // 1000) + 5 * 86_400_000_000
+    stamps = rng.integers(lo, hi, n)
+    return [
+        (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(s))).astimezone(NY)
+        for s in stamps
+    ]
+
+
+def test_session_clock_answers_like_the_nyse_module():
+    clock = session_clock()
+    moments = _boundary_moments() + _random_moments(3000)
+    for when in moments:
+        try:
+            expected = last_completed_session(when)
+        except Exception as exc:  # before the first close: the clock must defer to nyse's error
+            with pytest.raises(type(exc)):
+                clock.last_completed(when)
+        else:
+            assert clock.last_completed(when).item() == expected, when
+        assert clock.is_open(when) is is_market_hours(when), when
+    assert sum(clock.is_open(w) for w in moments) > 300  # not vacuous: many open moments
+
+
+def test_session_clock_counts_and_lags_like_the_nyse_module():
+    clock = session_clock()
+    rng = np.random.default_rng(8)
+    first, last = calendar().first_session.date(), calendar().last_session.date()
+    days = [first + dt.timedelta(days=int(d)) for d in rng.integers(-30, (last - first).days + 30, 600)]
+    pairs = list(zip(days[::2], days[1::2], strict=True))
+    near = [
+        (d, d + dt.timedelta(days=int(g))) for d, g in zip(days[:200], rng.integers(0, 12, 200), strict=True)
+    ]
+    for a, b in pairs + near + [(dt.date(2019, 7, 3), dt.date(2019, 7, 8)), (last, last), (first, first)]:
+        a64, b64 = np.datetime64(a, "D"), np.datetime64(b, "D")
+        assert clock.count(a64, b64) == len(sessions_between(a, b)), (a, b)
+        if first <= a <= last and first <= b <= last:
+            assert clock.lag(a64, b64) == session_lag(a, b), (a, b)
+
+
+def _row_lookup(series: pd.DataFrame, as_of, *, data_source: str) -> MarketConditions:
+    """The lookup as it was written before the ConditionTable: technic_ml.nyse calendar calls and a
+    pandas row. An oracle for the array version, which must give the same snapshot, reasons included."""
+    when = to_ny(as_of)
+    reasons = []
+    expected = last_completed_session(when)
+    position = int(series.index.searchsorted(pd.Timestamp(expected), side="right")) - 1
+    if position < 0:
+        raise MarketDataError(f"spy: no daily bar on or before {expected} ({data_source})")
+    row = series.iloc[position]
+    spy_date = series.index[position].date()
+    if position + 1 < MIN_SESSIONS:
+        raise MarketDataError(f"spy: received {position + 1} daily bars up to {spy_date}")
+    first = max(0, position - VOL_WINDOW)
+    window_start = series.index[first].date()
+    missing = len(sessions_between(window_start, spy_date)) - (position - first + 1)
+    if missing > 0:
+        reasons.append(f"spy: {missing} session(s) missing between {window_start} and {spy_date}")
+    lag = session_lag(spy_date, expected)
+    if lag > 0:
+        reasons.append(f"spy: stale, last bar {spy_date} is {lag} session(s) behind {expected}")
+    needed = (row["spy_volatility"], row["spy_return_20d"], row["spy_momentum"], row["spy_trend"])
+    if any(pd.isna(value) for value in needed):
+        raise MarketDataError(f"spy: the last {MIN_SESSIONS} bars up to {spy_date} contain gaps")
+    if pd.isna(row["vix_level"]):
+        vix_level, vix_date = None, None
+        reasons.append(f"vix: no VIX close on or before {spy_date}")
+    else:
+        vix_level, vix_date = float(row["vix_level"]), pd.Timestamp(row["vix_bar_date"]).date()
+        vix_lag = session_lag(vix_date, spy_date)
+        if vix_lag > 0:
+            reasons.append(f"vix: carried forward from {vix_date}, {vix_lag} session(s) before {spy_date}")
+    return MarketConditions(
+        spy_trend=row["spy_trend"],
+        spy_volatility=float(row["spy_volatility"]),
+        spy_momentum=float(row["spy_momentum"]),
+        spy_return_5d=float(row["spy_return_5d"]),
+        spy_return_20d=float(row["spy_return_20d"]),
+        vix_level=vix_level,
+        time_of_day=when.hour,
+        day_of_week=when.weekday(),
+        is_market_hours=is_market_hours(when),
+        as_of=when,
+        data_source=data_source,
+        degraded=bool(reasons),
+        degraded_reasons=reasons or None,
+        spy_bar_date=spy_date,
+        vix_bar_date=vix_date,
+    )
+
+
+@pytest.mark.parametrize("vix_kind", ["gappy", "none"])
+def test_condition_table_gives_the_row_lookups_snapshot(vix_kind):
+    # Half a year of SPY with three missing sessions and a NaN close, VIX missing on some days.
+    dates = sessions_between(dt.date(2019, 1, 2), dt.date(2019, 6, 28))
+    rng = np.random.default_rng(2)
+    closes = 250 * np.exp(np.cumsum(rng.normal(0.0004, 0.01, len(dates))))
+    keep = np.ones(len(dates), dtype=bool)
+    keep[[60, 61, 95]] = False
+    closes[110] = np.nan
+    spy = spy_frame(dates[keep], closes[keep])
+    vix = None
+    if vix_kind == "gappy":
+        vix_keep = keep.copy()
+        vix_keep[[40, 70, 71, 72]] = False
+        vix = vix_frame(dates[vix_keep], 15 + rng.random(vix_keep.sum()) * 10)
+    series = condition_series(spy, vix)
+    table = ConditionTable(series)
+    moments = [
+        dt.datetime.combine(d.date(), dt.time(hour, minute))
+        for d in sessions_between(dt.date(2019, 2, 10), dt.date(2019, 7, 20))
+        for hour, minute in ((9, 0), (12, 0), (16, 0), (17, 30))
+    ] + [dt.datetime(2019, 7, 4, 12, 0), dt.datetime(2019, 9, 2, 12, 0)]
+    outcomes = {"ok": 0, "degraded": 0, "error": 0}
+    for when in moments:
+        try:
+            expected = _row_lookup(series, when, data_source="t")
+        except MarketDataError:
+            with pytest.raises(MarketDataError):
+                table.at(when, data_source="t")
+            outcomes["error"] += 1
+            continue
+        assert table.at(when, data_source="t") == expected, when
+        assert conditions_at(series, when, data_source="t") == expected, when
+        outcomes["degraded" if expected.degraded else "ok"] += 1
+    # Not vacuous: errors (the NaN close), clean, and degraded snapshots all occur.
+    assert outcomes["error"] > 0 and outcomes["degraded"] > 0
+    assert vix_kind == "none" or outcomes["ok"] > 0, outcomes

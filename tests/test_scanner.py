@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from technic_ml.contracts import ScanConfig, ScanRecord
 from technic_ml.errors import MarketDataError
+from technic_ml.market_conditions import conditions_at
 from technic_ml.market_data import ParquetMarketData, SampleMarketData, write_market_dir
 from technic_ml.market_data.sample import SECTORS as SAMPLE_LAYOUT
 from technic_ml.market_data.sample import sample_frames
@@ -26,6 +27,8 @@ from technic_ml.nyse import NY, to_ny
 from technic_ml.panel import Panel
 from technic_ml.scanner import (
     MIN_BARS,
+    RATING_COLUMNS,
+    RESULT_COLUMNS,
     SCANNER_VERSION,
     STAGES,
     WEIGHTS,
@@ -34,6 +37,7 @@ from technic_ml.scanner import (
     compute_ratings,
     run_scan,
     select_universe,
+    tech_ratings,
 )
 from tests.support.frames import FrameMarketData
 from tests.support.panels import (
@@ -1097,3 +1101,250 @@ def test_a_scan_needing_history_before_the_panel_start_is_not_silently_truncated
         drop_source=True,
         exact=False,
     )
+
+
+# -- 7. the optimized scan against straightforward references ----------------------------------------
+
+
+def reference_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> pd.DataFrame:
+    """The documented formula written plainly with numpy's nan-functions, as scanner 1.0.0 computed it.
+
+    An oracle: the scanner fuses np.nanmean / np.nanstd over one NaN mask and must give the same bits.
+    """
+    start = max(0, end - lookback)
+    close = panel.close[start : end + 1, idx].astype(np.float64)
+    real = panel.has_bar[start : end + 1, idx]
+    enough = real.sum(axis=0) >= MIN_BARS
+    close, real, idx = close[:, enough], real[:, enough], idx[enough]
+    k, rows = len(idx), close.shape[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        last = close[-1]
+        s, m = min(20, lookback), min(50, lookback)
+        sma_s, sma_m = np.nanmean(close[-s:], axis=0), np.nanmean(close[-m:], axis=0)
+        sma_s_prev = np.nanmean(close[max(0, rows - 1 - s) : -1], axis=0)
+        sma_m_prev = np.nanmean(close[max(0, rows - 1 - m) : -1], axis=0)
+        trend = ((last > sma_s).astype(float) + (last > sma_m) + (sma_s > sma_m)) / 3
+        diffs = np.diff(close[-15:], axis=0)
+        gains = np.nansum(np.clip(diffs, 0, None), axis=0)
+        losses = np.nansum(np.clip(-diffs, 0, None), axis=0)
+        total = gains + losses
+        rsi = np.where(total > 0, 100 * gains / np.where(total > 0, total, 1), 50.0)
+        momentum = np.clip((rsi - 30) / 40, 0, 1)
+        first_row = np.argmax(~np.isnan(close), axis=0)
+        ret = last / close[first_row, np.arange(k)] - 1
+        spy = panel.spy_close[start : end + 1]
+        rel = (1 + ret) / (1 + (spy[-1] / spy[first_row] - 1)) - 1
+        relative_strength = np.clip(0.5 + np.nan_to_num(rel) / 0.4, 0, 1)
+        log_ret = np.diff(np.log(close), axis=0)
+        mu, sd = np.nanmean(log_ret, axis=0), np.nanstd(log_ret, axis=0, ddof=1)
+        steady = ~(sd > 1e-6)
+        sharpe = np.where(steady, 0.0, mu / np.where(steady, 1, sd) * np.sqrt(252))
+        risk_adjusted = np.clip((np.nan_to_num(sharpe) + 1) / 3, 0, 1)
+        n_vol = min(20, rows - 1)
+        up = np.diff(close[-(n_vol + 1) :], axis=0) > 0
+        vol = panel.volume[end - n_vol + 1 : end + 1, idx].astype(np.float64)
+        vol_total = vol.sum(axis=0)
+        up_share = np.where(
+            vol_total > 0, (vol * up).sum(axis=0) / np.where(vol_total > 0, vol_total, 1), 0.0
+        )
+        volume_conf = np.where(vol_total > 0, np.clip((up_share - 0.3) / 0.4, 0, 1), 0.0)
+        components = (trend, momentum, relative_strength, risk_adjusted, volume_conf)
+        rating = 100 * (
+            0.25 * components[0] + 0.20 * components[1] + 0.20 * components[2] + 0.20 * components[3]
+            + 0.15 * components[4]
+        )  # fmt: skip
+        breakout = last > np.nanmax(np.where(np.isnan(close[:-1]), -np.inf, close[:-1]), axis=0)
+        golden_cross = (sma_s > sma_m) & (sma_s_prev <= sma_m_prev)
+    columns = [rating, last, sma_s, sma_m, rsi, ret, rel, sharpe, up_share, *components]
+    frame = pd.DataFrame(
+        {
+            "symbol": panel.symbols[idx],
+            "sector": panel.sectors[idx],
+            "industry": panel.industries[idx],
+            **dict(zip(RATING_COLUMNS[3:17], columns, strict=True)),
+            "breakout": breakout,
+            "golden_cross": golden_cross,
+            "bars": real.sum(axis=0),
+        }
+    )
+    return frame, idx
+
+
+def reference_results(panel: Panel, cfg: ScanConfig, as_of) -> tuple[pd.DataFrame, int]:
+    """Stages 3-5 as scanner 1.0.0 ran them on pandas: sort the ratings frame, filter it, add the signal."""
+    end = panel.end_index(as_of)
+    ratings = compute_ratings(panel, select_universe(panel, cfg, end), end, cfg.lookback_days)
+    ratings = ratings.sort_values(["tech_rating", "symbol"], ascending=[False, True], ignore_index=True)
+    results = ratings[ratings["tech_rating"] >= cfg.min_tech_rating].reset_index(drop=True)
+    results.insert(4, "signal", (results["breakout"] | results["golden_cross"]).astype(bool))
+    return results, len(ratings)
+
+
+def assert_identical_frames(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Same columns, dtypes, index type and values; float columns bit for bit (signed zeros too)."""
+    pd.testing.assert_frame_equal(a, b, check_exact=True, check_index_type=True, check_column_type=True)
+    assert type(a.index) is type(b.index)
+    for name in a.columns:
+        if a[name].dtype == np.float64:
+            assert a[name].to_numpy().tobytes() == b[name].to_numpy().tobytes(), name
+
+
+@pytest.fixture(scope="module")
+def walk_panel() -> Panel:
+    """Random walks with varied volumes, a SPY of its own, late listings and a missing session."""
+    rng = np.random.default_rng(21)
+    n = len(SESSIONS)
+    closes = {f"W{i:02d}": 20 * np.exp(np.cumsum(rng.normal(0.0003, 0.025, n))) for i in range(30)}
+    closes["W03"][[40, 41, 150]] = NAN
+    first = {"W10": 120, "W11": 200, "W12": 235}
+    for symbol, at in first.items():
+        closes[symbol] = closes[symbol][: n - at]
+    volumes = {s: rng.integers(0, 30, len(c)) * 1e5 for s, c in closes.items()}
+    spy = flat_spy()
+    spy["close"] = 250 * np.exp(np.cumsum(rng.normal(0.0004, 0.01, len(spy))))
+    sectors = {s: ("Energy", "Financials", "Utilities")[i % 3] for i, s in enumerate(closes)}
+    return tiny_market(closes, volumes, first=first, sectors=sectors, spy=spy).panel()
+
+
+def _rating_cases(panel: Panel, ends, lookbacks, seed: int):
+    rng = np.random.default_rng(seed)
+    for end in ends:
+        for lookback in lookbacks:
+            everyone = np.arange(panel.n_symbols)
+            yield end, lookback, select_universe(panel, config(lookback_days=lookback), end)
+            yield end, lookback, rng.permutation(everyone)  # any order, symbols without a bar too
+            yield end, lookback, rng.choice(everyone, size=max(1, panel.n_symbols // 3), replace=False)
+
+
+@pytest.mark.parametrize("which", ["walk", "quirky", "pit", "sample"])
+def test_tech_ratings_equal_compute_ratings_and_the_plain_formula_bit_for_bit(
+    which, walk_panel, quirky, pit_market, sample_scanner
+):
+    if which == "sample":
+        panel = sample_scanner.panel
+        ends = [int(e) for e in panel.dates.searchsorted(pd.to_datetime(SAMPLE_DATES))]
+    else:
+        panel = {"walk": walk_panel, "quirky": quirky.panel(), "pit": pit_market.panel()}[which]
+        ends = [15, 25, 45, 90, 101, 119, 160, len(panel.dates) - 1]
+        ends = [e for e in ends if e < len(panel.dates)]
+    rated = 0
+    for end, lookback, idx in _rating_cases(panel, ends, (20, 21, 50, 120, 250, 500), seed=len(which)):
+        kept, rating = tech_ratings(panel, idx, end, lookback)
+        frame = compute_ratings(panel, idx, end, lookback)
+        reference, reference_kept = reference_ratings(panel, idx, end, lookback)
+        assert rating.dtype == np.float64
+        np.testing.assert_array_equal(kept, reference_kept)  # idx order, the same symbols dropped
+        assert panel.symbols[kept].tolist() == frame["symbol"].tolist()
+        assert rating.tobytes() == frame["tech_rating"].to_numpy().tobytes()
+        if len(kept):
+            assert_identical_frames(frame, reference)
+        rated += len(kept)
+    assert rated > 200  # not vacuous
+
+
+def test_tech_ratings_builds_no_pandas_object(walk_panel, monkeypatch):
+    import technic_ml.scanner as scanner_module
+
+    idx = select_universe(walk_panel, config(), 200)
+    expected = tech_ratings(walk_panel, idx, 200, 60)
+    monkeypatch.setattr(scanner_module, "pd", None)  # any pandas call in the core now fails
+    kept, rating = tech_ratings(walk_panel, idx, 200, 60)
+    np.testing.assert_array_equal(kept, expected[0])
+    assert rating.tobytes() == expected[1].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("kw", "error", "message"),
+    [
+        ({"end": 252}, ValueError, r"end: received 252; expected a panel row in 0\.\.251"),
+        ({"end": -1}, ValueError, r"end: received -1; expected a panel row"),
+        ({"lookback": 0}, ValueError, r"lookback: received 0; expected at least 1 session"),
+        ({"idx": np.array([True, False])}, TypeError, r"idx: received an array of dtype bool"),
+    ],
+)
+def test_tech_ratings_refuses_bad_arguments_by_name(walk_panel, kw, error, message):
+    args = {"idx": np.arange(5), "end": 100, "lookback": 50} | kw
+    with pytest.raises(error, match=message):
+        tech_ratings(walk_panel, args["idx"], args["end"], args["lookback"])
+
+
+EQUIVALENCE_CONFIGS = [
+    config(),
+    config(lookback_days=20, min_tech_rating=50),
+    config(lookback_days=250, min_tech_rating=30, max_symbols=7),
+    config(lookback_days=120, min_dollar_vol=2e6, sectors=["Energy", "Financials"]),
+    config(lookback_days=60, min_tech_rating=100),  # rated symbols, none passing: str columns, no rows
+    config(min_dollar_vol=1e15),  # nothing scanned: object columns, no rows
+]
+
+
+def _assert_scan_matches_reference(panel: Panel, cfg: ScanConfig, as_of) -> ScanResult:
+    result = Scanner(panel).scan(cfg, as_of)
+    expected, scanned = reference_results(panel, cfg, as_of)
+    assert_identical_frames(result.results, expected)
+    assert result.results.columns.tolist() == list(RESULT_COLUMNS)
+    record = result.record
+    assert record.results.count == len(expected) == record.performance.symbols_returned
+    assert record.results.signals == int(expected["signal"].sum())
+    assert record.performance.symbols_scanned == scanned
+    assert record.market_conditions == conditions_at(panel.conditions, as_of, data_source=panel.source)
+    return result
+
+
+@pytest.mark.parametrize("cfg", EQUIVALENCE_CONFIGS)
+def test_scan_equals_a_pandas_sort_filter_of_the_ratings_frame(cfg, walk_panel, quirky, universe_panel):
+    counts = []
+    for panel, moments in (
+        (walk_panel, [evening(30), evening(119), dt.datetime(2019, 7, 5, 11, 0), evening(251)]),
+        (quirky.panel(), [evening(25), evening(100), evening(119)]),
+        (universe_panel, [evening(N - 1), evening(N - 2)]),  # ties: equal ratings, ordered by symbol
+    ):
+        for as_of in moments:
+            counts.append(_assert_scan_matches_reference(panel, cfg, as_of).record.results.count)
+    if cfg.min_tech_rating < 100 and cfg.min_dollar_vol < 1e15:
+        assert sum(counts) > 0
+
+
+def test_scan_equals_the_pandas_reference_on_the_sample(sample_scanner):
+    rng = np.random.default_rng(13)
+    panel = sample_scanner.panel
+    for i in range(40):
+        cfg = ScanConfig(
+            max_symbols=int(rng.integers(1, 400)),
+            min_tech_rating=float(rng.integers(0, 95)),
+            min_dollar_vol=float(rng.choice([0.0, 1e6, 1e7, 1e8])),
+            sectors=sorted(rng.choice(SAMPLE_SECTORS, size=2, replace=False).tolist())
+            if i % 3 == 0
+            else None,
+            lookback_days=int(rng.choice([20, 60, 120, 250, 500])),
+        )
+        later = SAMPLE_DATES[2:]  # from 2009: 500 sessions after the panel's 2006-06-01 start
+        _assert_scan_matches_reference(panel, cfg, later[i % len(later)])
+
+
+def test_empty_results_keep_the_column_dtypes_they_always_had(walk_panel):
+    # Rated symbols but none passing: the text columns are pandas strings, as the filtered frame's were;
+    # nothing rated at all: object, as compute_ratings' empty frame has them.
+    none_pass = Scanner(walk_panel).scan(config(min_tech_rating=100), evening(200))
+    nothing = Scanner(walk_panel).scan(config(min_dollar_vol=1e15), evening(200))
+    assert none_pass.record.performance.symbols_scanned > 0 and none_pass.results.empty
+    assert nothing.record.performance.symbols_scanned == 0 and nothing.results.empty
+    assert none_pass.results["symbol"].dtype == pd.Series(["A"]).dtype
+    assert nothing.results["symbol"].dtype == object
+    for result in (none_pass, nothing):
+        assert result.results.columns.tolist() == list(RESULT_COLUMNS)
+        assert type(result.results.index) is pd.RangeIndex
+
+
+@pytest.mark.filterwarnings("ignore:The 'future.infer_string' option is deprecated")
+@pytest.mark.parametrize(
+    ("option", "value", "storage"),
+    [("mode.string_storage", "python", "python"), ("future.infer_string", False, None)],
+)
+def test_scan_equals_the_pandas_reference_with_other_string_settings(walk_panel, option, value, storage):
+    with pd.option_context(option, value):
+        # The Scanner built inside the context types its text columns under the option.
+        result = _assert_scan_matches_reference(walk_panel, config(min_tech_rating=40), evening(200))
+        assert result.record.results.count > 0
+        dtype = result.results["symbol"].dtype
+        assert dtype == np.dtype("O") if storage is None else dtype.storage == storage

@@ -1,0 +1,418 @@
+"""The two predictors: ``ResultCountPredictor`` and ``DurationPredictor``.
+
+Both follow scikit-learn's estimator contract (``__init__`` only stores parameters, ``fit`` returns
+``self``, fitted attributes end in ``_``, ``check_is_fitted`` guards prediction), so they clone,
+compare and persist like any scikit-learn model. ``fit`` takes time-ordered rows and holds out the
+most recent ``calibration_fraction`` of them: the model learns from the older part and the split
+conformal band (:mod:`.conformal`) is calibrated on the newer part, which the model never saw.
+
+Models (``model=``):
+
+* ``"rf"``: the seed's Random Forest (100 trees, max_depth 10, min_samples_split 5, random_state
+  42), fitted on the raw target, as the original did.
+* ``"hgb"``: histogram gradient boosting with a loss that fits the target (Poisson for counts,
+  Gamma for durations, both multiplicative) and monotonic constraints where the scanner is
+  monotone: a count never rises with ``min_tech_rating`` or ``min_dollar_vol`` and never falls
+  with ``max_symbols``; a duration never falls with ``max_symbols``, ``lookback_days`` or the work.
+
+``predict_one`` is the serving path: one feature row in, a :class:`Prediction` out, through the
+compiled flat-tree runtime (:mod:`.runtime`). It abstains (no number) when an input is missing or
+outside the range seen in training. When no duration model exists, :func:`heuristic_duration`
+gives the seed's ``max_symbols x 0.1 s`` flagged as a heuristic with no interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
+
+from technic_ml.contracts import ScanConfig
+from technic_ml.predictors.conformal import LogConformal, integer_interval
+from technic_ml.predictors.features import FeatureSet, feature_set
+from technic_ml.predictors.runtime import flatten
+
+MODELS = ("rf", "hgb")
+INTERVALS = ("adaptive", "split")
+MIN_TRAIN_ROWS = 30
+MIN_CALIBRATION_ROWS = 20
+HEURISTIC_SECONDS_PER_SYMBOL = 0.1
+State = Literal["model", "heuristic", "abstain"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction. ``coverage`` is the interval's stated coverage, verified by validation;
+    it is None when there is no interval (a heuristic or an abstention)."""
+
+    target: str
+    state: State
+    value: float | None
+    lower: float | None = None
+    upper: float | None = None
+    coverage: float | None = None
+    p_empty: float | None = None
+    version: str | None = None
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["reasons"] = list(self.reasons)
+        return d
+
+
+def heuristic_duration(config: ScanConfig, reason: str = "no trained duration model") -> Prediction:
+    """The seed's fallback, flagged: ``max_symbols x 0.1 s``, uncalibrated, so no interval."""
+    return Prediction(
+        target="duration",
+        state="heuristic",
+        value=config.max_symbols * HEURISTIC_SECONDS_PER_SYMBOL,
+        reasons=(
+            f"{reason}: seed heuristic max_symbols x {HEURISTIC_SECONDS_PER_SYMBOL} s (not calibrated)",
+        ),
+    )
+
+
+class _TreePredictor(RegressorMixin, BaseEstimator):
+    _target: str = ""
+    _offset: float = 1.0
+
+    def __init__(
+        self,
+        model: str = "hgb",
+        feature_set: str = "enriched",
+        coverage: float = 0.9,
+        calibration_fraction: float = 0.2,
+        interval: str = "adaptive",
+        max_iter: int = 300,
+        learning_rate: float = 0.08,
+        random_state: int = 42,
+        n_jobs: int | None = None,
+    ):
+        self.model = model
+        self.feature_set = feature_set
+        self.coverage = coverage
+        self.calibration_fraction = calibration_fraction
+        self.interval = interval
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    @property
+    def features(self) -> FeatureSet:
+        return feature_set(self.feature_set, self._target)
+
+    def _monotonic(self, columns: tuple[str, ...]) -> list[int]:
+        raise NotImplementedError
+
+    def _hgb_loss(self) -> str:
+        raise NotImplementedError
+
+    def _make_estimator(self, columns: tuple[str, ...]):
+        if self.model == "rf":
+            return RandomForestRegressor(
+                n_estimators=100,
+                max_depth=10,
+                min_samples_split=5,
+                random_state=self.random_state,
+                n_jobs=self.n_jobs,
+            )
+        if self.model == "hgb":
+            return HistGradientBoostingRegressor(
+                loss=self._hgb_loss(),
+                learning_rate=self.learning_rate,
+                max_iter=self.max_iter,
+                max_leaf_nodes=31,
+                min_samples_leaf=40,
+                l2_regularization=1.0,
+                monotonic_cst=self._monotonic(columns),
+                # Its own early stopping holds out a random (not time-ordered) slice: off.
+                early_stopping=False,
+                random_state=self.random_state,
+            )
+        raise ValueError(f"model: received {self.model!r}; expected one of {list(MODELS)}")
+
+    def _validate_params(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model: received {self.model!r}; expected one of {list(MODELS)}")
+        self.features  # noqa: B018 - raises on an unknown feature set
+        if not 0 < self.coverage < 1:
+            raise ValueError(
+                f"coverage: received {self.coverage!r}; expected a number strictly between 0 and 1"
+            )
+        if self.interval not in INTERVALS:
+            raise ValueError(f"interval: received {self.interval!r}; expected one of {list(INTERVALS)}")
+        if not 0 < self.calibration_fraction < 1:
+            raise ValueError(
+                f"calibration_fraction: received {self.calibration_fraction!r}; expected a number in (0, 1)"
+            )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _check_X(self, X, *, fitting: bool) -> np.ndarray:
+        columns = self.features.columns
+        if isinstance(X, pd.DataFrame):
+            missing = [c for c in columns if c not in X.columns]
+            if missing:
+                raise ValueError(
+                    f"X: missing columns {missing}; expected the {self.feature_set!r} {self._target} features"
+                    f" {list(columns)}"
+                )
+            X = X.loc[:, list(columns)].to_numpy(dtype=np.float64)
+        else:
+            X = np.asarray(X, dtype=np.float64)
+            if X.ndim != 2 or X.shape[1] != len(columns):
+                raise ValueError(
+                    f"X: received shape {X.shape}; expected (n, {len(columns)}) columns {list(columns)}"
+                )
+        if fitting and not np.isfinite(X).all():
+            bad = [columns[j] for j in np.flatnonzero(~np.isfinite(X).all(axis=0))]
+            raise ValueError(
+                f"X: columns {bad} hold NaN or infinite values; expected finite features to fit on"
+            )
+        return X
+
+    def _check_y(self, y) -> np.ndarray:
+        raise NotImplementedError
+
+    def _threads(self):
+        # OpenMP (histogram boosting) spin-waits when a core is busy elsewhere: on a loaded 2-core
+        # machine a 1-second fit took minutes with 2 threads. One thread unless asked for more.
+        return threadpool_limits(limits=self.n_jobs or 1, user_api="openmp")
+
+    def fit(self, X, y, *, timestamps=None):
+        """Fit on time-ordered rows; the newest ``calibration_fraction`` calibrate the interval."""
+        with self._threads():
+            return self._fit(X, y, timestamps)
+
+    def _fit(self, X, y, timestamps):
+        self._validate_params()
+        X = self._check_X(X, fitting=True)
+        y = self._check_y(y)
+        if len(y) != len(X):
+            raise ValueError(f"y: received {len(y)} values for {len(X)} rows of X; expected one per row")
+        if timestamps is not None:
+            ts = pd.DatetimeIndex(timestamps)
+            if len(ts) != len(X):
+                raise ValueError(f"timestamps: received {len(ts)} for {len(X)} rows; expected one per row")
+            if not ts.is_monotonic_increasing:
+                raise ValueError(
+                    "timestamps: received rows out of time order; expected oldest first (no shuffling)"
+                )
+        n = len(X)
+        n_cal = max(math.ceil(n * self.calibration_fraction), MIN_CALIBRATION_ROWS)
+        n_train = n - n_cal
+        if n_train < MIN_TRAIN_ROWS:
+            raise ValueError(
+                f"X: received {n} rows; expected at least {MIN_TRAIN_ROWS + MIN_CALIBRATION_ROWS}"
+                f" ({MIN_TRAIN_ROWS} to train on and {MIN_CALIBRATION_ROWS} to calibrate the interval)"
+            )
+        columns = self.features.columns
+        self.estimator_ = self._make_estimator(columns).fit(X[:n_train], y[:n_train])
+        self.conformal_ = LogConformal(self.coverage, self._offset)
+        self._fit_scale(X[:n_train], y[:n_train])
+        held_out = self.estimator_.predict(X[n_train:])
+        self.conformal_.fit(y[n_train:], held_out, self._scale(X[n_train:]))
+        self.feature_names_in_ = np.array(columns, dtype=object)
+        self.n_features_in_ = len(columns)
+        self.feature_range_ = np.vstack([X.min(axis=0), X.max(axis=0)])
+        self.n_train_, self.n_calibration_ = n_train, n_cal
+        self.runtime_ = flatten(self.estimator_)
+        self.scale_runtime_ = None if self.scale_model_ is None else flatten(self.scale_model_)
+        self._fit_extra(X[:n_train], y[:n_train])
+        return self
+
+    def _fit_extra(self, X: np.ndarray, y: np.ndarray) -> None:
+        pass
+
+    def _fit_scale(self, X: np.ndarray, y: np.ndarray) -> None:
+        """The difficulty model of adaptive intervals: expected |log error| from the features.
+
+        It learns from the training rows' own residuals; those are smaller than out-of-sample ones,
+        but only their relative size matters: the conformal quantile on held-out rows sets the scale.
+        """
+        self.scale_model_ = None
+        if self.interval != "adaptive":
+            return
+        log_error = np.abs(self.conformal_._log(y) - self.conformal_._log(self.estimator_.predict(X)))
+        self.scale_floor_ = float(max(np.quantile(log_error, 0.05), 1e-3))
+        self.scale_model_ = HistGradientBoostingRegressor(
+            loss="squared_error",
+            learning_rate=0.05,
+            max_iter=100,
+            max_leaf_nodes=15,
+            min_samples_leaf=200,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=self.random_state,
+        ).fit(X, log_error)
+
+    def _scale(self, X: np.ndarray) -> np.ndarray | None:
+        if self.scale_model_ is None:
+            return None
+        return np.maximum(self.scale_model_.predict(X), self.scale_floor_)
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        with self._threads():
+            return self.estimator_.predict(self._check_X(X, fitting=False))
+
+    def predict_interval(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(point, lower, upper) at the stated ``coverage``."""
+        check_is_fitted(self)
+        X = self._check_X(X, fitting=False)
+        with self._threads():
+            point = self.estimator_.predict(X)
+            lower, upper = self.conformal_.interval(point, self._scale(X))
+        return point, lower, upper
+
+    def out_of_range(self, x: np.ndarray) -> list[str]:
+        """Why a row is outside what the model was trained on (empty: inside)."""
+        check_is_fitted(self)
+        reasons = []
+        lo, hi = self.feature_range_
+        for j, name in enumerate(self.feature_names_in_):
+            v = x[j]
+            if not np.isfinite(v):
+                reasons.append(f"{name}: missing")
+            elif v < lo[j] or v > hi[j]:
+                reasons.append(f"{name}={_fmt(v)} outside the training range [{_fmt(lo[j])}, {_fmt(hi[j])}]")
+        return reasons
+
+    def predict_one(self, x: np.ndarray, *, version: str | None = None) -> Prediction:
+        """Serve one feature row (see :func:`technic_ml.predictors.features.feature_vector`)."""
+        check_is_fitted(self)
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.shape != (self.n_features_in_,):
+            raise ValueError(f"x: received shape {x.shape}; expected ({self.n_features_in_},)")
+        reasons = self.out_of_range(x)
+        if reasons:
+            return Prediction(self._target, "abstain", None, version=version, reasons=tuple(reasons))
+        point = float(self.runtime_.predict_row(x))
+        scale = None
+        if self.scale_runtime_ is not None:
+            scale = np.array([max(self.scale_runtime_.predict_row(x), self.scale_floor_)])
+        lower, upper = self.conformal_.interval(np.array([point]), scale)
+        return self._prediction(x, point, float(lower[0]), float(upper[0]), version)
+
+    def _prediction(self, x, point, lower, upper, version) -> Prediction:
+        return Prediction(self._target, "model", point, lower, upper, self.coverage, version=version)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+class ResultCountPredictor(_TreePredictor):
+    """How many symbols a scan will return, with an interval and P(empty result)."""
+
+    _target = "count"
+    _offset = 1.0
+
+    def _hgb_loss(self) -> str:
+        return "poisson"
+
+    def _monotonic(self, columns):
+        sign = {"min_tech_rating": -1, "min_dollar_vol": -1, "max_symbols": 1, "prev_count": 1}
+        return [sign.get(c, 0) for c in columns]
+
+    def _check_y(self, y) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 1 or not np.isfinite(y).all() or (y < 0).any() or (y != np.round(y)).any():
+            raise ValueError("y: received values that are not non-negative integers; expected result counts")
+        return y
+
+    def _fit_extra(self, X, y) -> None:
+        empty = (y == 0).astype(int)
+        self.empty_rate_ = float(empty.mean())
+        if 0 < empty.sum() < len(empty):
+            self.empty_classifier_ = HistGradientBoostingClassifier(
+                max_iter=200,
+                learning_rate=0.08,
+                max_leaf_nodes=31,
+                min_samples_leaf=40,
+                l2_regularization=1.0,
+                early_stopping=False,
+                random_state=self.random_state,
+            ).fit(X, empty)
+            self.empty_runtime_ = flatten(self.empty_classifier_)
+        else:
+            # Every training scan had results (or none did): the observed rate is all there is.
+            self.empty_classifier_ = None
+            self.empty_runtime_ = None
+
+    def predict_interval(self, X):
+        point, lower, upper = super().predict_interval(X)
+        lower, upper = integer_interval(lower, upper)
+        return point, lower, upper
+
+    def predict_p_empty(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = self._check_X(X, fitting=False)
+        if self.empty_classifier_ is None:
+            return np.full(len(X), self.empty_rate_)
+        with self._threads():
+            return self.empty_classifier_.predict_proba(X)[:, 1]
+
+    def _prediction(self, x, point, lower, upper, version) -> Prediction:
+        lo, hi = integer_interval(np.array([lower]), np.array([upper]))
+        if self.empty_runtime_ is None:
+            p_empty = self.empty_rate_
+        else:
+            p_empty = float(self.empty_runtime_.predict_row(x))
+        return Prediction(
+            "count",
+            "model",
+            point,
+            float(lo[0]),
+            float(hi[0]),
+            self.coverage,
+            p_empty=p_empty,
+            version=version,
+        )
+
+
+class DurationPredictor(_TreePredictor):
+    """How long a scan will take (seconds), with an interval."""
+
+    _target = "duration"
+    # Durations are strictly positive and span orders of magnitude: a pure log band.
+    _offset = 0.0
+
+    def _hgb_loss(self) -> str:
+        return "gamma"
+
+    def _monotonic(self, columns):
+        sign = {"max_symbols": 1, "lookback_days": 1, "n_rated": 1, "work": 1}
+        return [sign.get(c, 0) for c in columns]
+
+    def _check_y(self, y) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 1 or not np.isfinite(y).all() or (y <= 0).any():
+            raise ValueError("y: received durations that are not positive finite seconds; expected > 0")
+        return y
+
+
+PREDICTORS = {"count": ResultCountPredictor, "duration": DurationPredictor}
+
+
+def make_predictor(target: str, **params) -> _TreePredictor:
+    try:
+        cls = PREDICTORS[target]
+    except KeyError:
+        raise ValueError(f"target: received {target!r}; expected one of {list(PREDICTORS)}") from None
+    return cls(**params)

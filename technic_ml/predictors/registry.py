@@ -1,0 +1,380 @@
+"""The model registry: versioned, verified predictors with ``champion``/``challenger`` aliases.
+
+Layout under the registry root (a local directory by default, ``<data_root>/models``; or any
+pyarrow or fsspec filesystem)::
+
+    <model>/versions/<version>/model.joblib     the fitted predictor
+    <model>/versions/<version>/manifest.json    schema version, features, library versions, training
+                                                window and data hash, metrics, sha256 of model.joblib
+    <model>/aliases/<time>-<id>.json            append-only alias events (promote, challenger, rollback)
+    <model>/.staging/                           versions being written (never read)
+
+* **Publish is atomic**: a version is written completely under ``.staging`` and then moved into
+  ``versions/`` in one rename (atomic on a local filesystem). Readers only list ``versions/``, and
+  a version counts only when its manifest is there and its model file has the manifest's size, so
+  even on an object store without atomic renames a half-copied version is invisible.
+* **Load fails closed**: a joblib file is a pickle, and unpickling runs code. ``load`` first checks
+  the manifest's schema version and the library versions the model was pickled with (scikit-learn
+  and numba exactly, numpy and Python by minor version), then the sha256 of the file's bytes, and
+  only then unpickles those verified bytes; anything unexpected raises ``RegistryError``.
+* **Aliases** are derived from the event log: the current holder of an alias is the last event
+  for it, and ``rollback`` returns ``champion`` to the holder before the current one (promotions
+  push, rollbacks pop), so "who held champion and when" is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import hashlib
+import io
+import json
+import os
+import platform
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pyarrow.fs as pafs
+
+from technic_ml import __version__
+from technic_ml.errors import RegistryError
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+ALIASES = ("champion", "challenger")
+MODEL_NAMES = {"count": "result-count", "duration": "duration"}
+
+
+def library_versions() -> dict[str, str]:
+    import numba
+    import numpy
+    import sklearn
+
+    return {
+        "technic_ml": __version__,
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "numba": numba.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def compatibility_problems(recorded: dict[str, str], current: dict[str, str] | None = None) -> list[str]:
+    """Why a model pickled with ``recorded`` library versions cannot be loaded here (empty: it can)."""
+    current = current or library_versions()
+    problems = []
+    for lib, same in (("scikit-learn", str), ("numba", str), ("numpy", _minor), ("python", _minor)):
+        want, have = recorded.get(lib), current.get(lib)
+        if want is None:
+            problems.append(f"{lib}: the manifest does not record its version")
+        elif same(want) != same(have):
+            problems.append(f"{lib}: model built with {want}, this environment has {have}")
+    return problems
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: str
+    created_at: str
+    manifest: dict[str, Any]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class ModelRegistry:
+    """See the module docstring. ``root`` is a path or a URI; ``filesystem`` a pyarrow or fsspec one."""
+
+    def __init__(self, root: str | Path, *, filesystem: Any = None):
+        if filesystem is None:
+            text = str(root)
+            if "://" in text:
+                filesystem, text = pafs.FileSystem.from_uri(text)
+            else:
+                filesystem, text = pafs.LocalFileSystem(), str(Path(text).expanduser().absolute())
+        elif not isinstance(filesystem, pafs.FileSystem):
+            # An fsspec filesystem (memory://, s3fs, gcsfs...) through pyarrow's adapter.
+            filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
+            text = str(root)
+        else:
+            text = str(root)
+        self.fs: pafs.FileSystem = filesystem
+        self.root = text.rstrip("/")
+        self.local = isinstance(filesystem, pafs.LocalFileSystem)
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry({self.root!r})"
+
+    # -- paths -----------------------------------------------------------------------------------
+
+    def _check_model(self, model: str) -> str:
+        if model not in MODEL_NAMES.values():
+            raise RegistryError(f"model: received {model!r}; expected one of {sorted(MODEL_NAMES.values())}")
+        return model
+
+    def _dir(self, model: str, *parts: str) -> str:
+        return "/".join([self.root, self._check_model(model), *parts])
+
+    def _exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def _read(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as fh:
+            return fh.read()
+
+    def _write(self, path: str, data: bytes) -> None:
+        parent = path.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        if self.local:
+            # temp file + fsync + rename: a reader never sees a partial file.
+            tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        else:
+            with self.fs.open_output_stream(path) as fh:
+                fh.write(data)
+
+    @contextlib.contextmanager
+    def _locked(self, model: str):
+        """Serialize alias read-modify-write between processes (local filesystems only)."""
+        if not self.local:
+            yield
+            return
+        import fcntl
+
+        lock_dir = self._dir(model)
+        os.makedirs(lock_dir, exist_ok=True)
+        with open(f"{lock_dir}/.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- versions --------------------------------------------------------------------------------
+
+    def publish(self, model: str, predictor: Any, manifest: dict[str, Any]) -> ModelVersion:
+        """Write a new version atomically (no alias changes; see ``promote`` and ``set_challenger``)."""
+        self._check_model(model)
+        buffer = io.BytesIO()
+        joblib.dump(predictor, buffer)
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        created = _now()
+        version = f"{created:%Y%m%dT%H%M%S%f}Z-{digest[:8]}"
+        full = {
+            **manifest,
+            "schema_version": SCHEMA_VERSION,
+            "model": model,
+            "version": version,
+            "created_at": created.isoformat(),
+            "created_by": _who(),
+            "estimator": f"{type(predictor).__module__}.{type(predictor).__qualname__}",
+            "libraries": library_versions(),
+            "model_file": MODEL_FILE,
+            "model_sha256": digest,
+            "model_bytes": len(data),
+        }
+        staging = self._dir(model, ".staging", f"{version}-{uuid.uuid4().hex[:8]}")
+        final = self._dir(model, "versions", version)
+        self.fs.create_dir(staging, recursive=True)
+        self._write(f"{staging}/{MODEL_FILE}", data)
+        self._write(f"{staging}/{MANIFEST_FILE}", (json.dumps(full, indent=2, default=str) + "\n").encode())
+        self.fs.create_dir(self._dir(model, "versions"), recursive=True)
+        self.fs.move(staging, final)
+        if self.local:
+            fd = os.open(self._dir(model, "versions"), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return ModelVersion(model, version, full["created_at"], full)
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        """Complete versions, oldest first (incomplete or unreadable ones are skipped)."""
+        base = self._dir(model, "versions")
+        if not self._exists(base):
+            return []
+        out = []
+        for info in self.fs.get_file_info(pafs.FileSelector(base)):
+            if info.type != pafs.FileType.Directory:
+                continue
+            try:
+                manifest = json.loads(self._read(f"{info.path}/{MANIFEST_FILE}"))
+                size = self.fs.get_file_info(f"{info.path}/{MODEL_FILE}").size
+            except (OSError, ValueError):
+                continue
+            if size != manifest.get("model_bytes"):
+                continue
+            out.append(ModelVersion(model, manifest["version"], manifest["created_at"], manifest))
+        return sorted(out, key=lambda v: v.version)
+
+    def manifest(self, model: str, version: str) -> dict[str, Any]:
+        path = self._dir(model, "versions", self.resolve(model, version), MANIFEST_FILE)
+        try:
+            return json.loads(self._read(path))
+        except FileNotFoundError:
+            raise RegistryError(f"version: received {version!r}; no such version of {model}") from None
+        except ValueError as exc:
+            raise RegistryError(f"{model} {version}: manifest is not valid JSON ({exc})") from None
+
+    def resolve(self, model: str, ref: str) -> str:
+        """A version id for ``ref`` (an alias name or a version id)."""
+        if ref in ALIASES:
+            version = self.aliases(model).get(ref)
+            if version is None:
+                raise RegistryError(
+                    f"{model}: no {ref} yet; publish a validated model first (technic-ml train)"
+                )
+            return version
+        return ref
+
+    def load(self, model: str, ref: str = "champion") -> tuple[Any, dict[str, Any]]:
+        """(predictor, manifest) after verifying schema, libraries and the file's sha256."""
+        version = self.resolve(model, ref)
+        manifest = self.manifest(model, version)
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise RegistryError(
+                f"{model} {version}: manifest schema_version {manifest.get('schema_version')!r};"
+                f" expected {SCHEMA_VERSION}"
+            )
+        if manifest.get("model") != model or manifest.get("version") != version:
+            raise RegistryError(
+                f"{model} {version}: the manifest names"
+                f" {manifest.get('model')!r} {manifest.get('version')!r};"
+                " expected this model and version (a copied or renamed directory)"
+            )
+        problems = compatibility_problems(manifest.get("libraries", {}))
+        if problems:
+            raise RegistryError(
+                f"{model} {version}: incompatible environment, refusing to unpickle: " + "; ".join(problems)
+            )
+        try:
+            data = self._read(self._dir(model, "versions", version, MODEL_FILE))
+        except FileNotFoundError:
+            raise RegistryError(f"{model} {version}: {MODEL_FILE} is missing") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != manifest.get("model_sha256"):
+            raise RegistryError(
+                f"{model} {version}: {MODEL_FILE} sha256 {digest[:16]}... does not match the manifest's"
+                f" {str(manifest.get('model_sha256'))[:16]}...;"
+                " the file was modified, refusing to unpickle it"
+            )
+        predictor = joblib.load(io.BytesIO(data))
+        expected = manifest.get("estimator")
+        got = f"{type(predictor).__module__}.{type(predictor).__qualname__}"
+        if got != expected:
+            raise RegistryError(f"{model} {version}: unpickled a {got}; expected {expected}")
+        features = [str(f) for f in getattr(predictor, "feature_names_in_", [])]
+        if features != list(manifest.get("features", [])):
+            raise RegistryError(f"{model} {version}: model features {features} differ from the manifest's")
+        return predictor, manifest
+
+    # -- aliases ---------------------------------------------------------------------------------
+
+    def alias_history(self, model: str) -> list[dict[str, Any]]:
+        base = self._dir(model, "aliases")
+        if not self._exists(base):
+            return []
+        infos = [i for i in self.fs.get_file_info(pafs.FileSelector(base)) if i.path.endswith(".json")]
+        events = []
+        for info in sorted(infos, key=lambda i: i.path.rsplit("/", 1)[1]):
+            try:
+                events.append(json.loads(self._read(info.path)))
+            except ValueError as exc:
+                raise RegistryError(f"{model}: alias event {info.path} is not valid JSON ({exc})") from None
+        return events
+
+    @staticmethod
+    def _replay(events: list[dict[str, Any]]) -> tuple[list[str], str | None]:
+        champions: list[str] = []
+        challenger = None
+        for e in events:
+            if e["alias"] == "champion":
+                if e["action"] == "rollback":
+                    champions.pop()
+                else:
+                    champions.append(e["version"])
+            elif e["alias"] == "challenger":
+                challenger = e["version"]
+        return champions, challenger
+
+    def aliases(self, model: str) -> dict[str, str | None]:
+        champions, challenger = self._replay(self.alias_history(model))
+        return {"champion": champions[-1] if champions else None, "challenger": challenger}
+
+    def _event(self, model: str, alias: str, action: str, version: str | None, reason: str) -> dict[str, Any]:
+        at = _now()
+        event = {
+            "alias": alias,
+            "action": action,
+            "version": version,
+            "at": at.isoformat(),
+            "by": _who(),
+            "reason": reason,
+        }
+        name = f"{at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:8]}.json"
+        self._write(self._dir(model, "aliases", name), (json.dumps(event) + "\n").encode())
+        return event
+
+    def _require_version(self, model: str, version: str) -> None:
+        if version not in {v.version for v in self.versions(model)}:
+            raise RegistryError(f"version: received {version!r}; expected a published version of {model}")
+
+    def set_challenger(self, model: str, version: str, reason: str) -> dict[str, Any]:
+        with self._locked(model):
+            self._require_version(model, version)
+            return self._event(model, "challenger", "set", version, reason)
+
+    def promote(self, model: str, version: str, reason: str = "promoted") -> dict[str, Any]:
+        """Make ``version`` the champion (the previous one stays in history for rollback)."""
+        with self._locked(model):
+            self._require_version(model, version)
+            champions, challenger = self._replay(self.alias_history(model))
+            if champions and champions[-1] == version:
+                raise RegistryError(f"{model}: {version} is already the champion")
+            event = self._event(model, "champion", "promote", version, reason)
+            if challenger == version:
+                self._event(model, "challenger", "clear", None, f"promoted to champion: {reason}")
+            return event
+
+    def rollback(self, model: str, reason: str = "rollback") -> str:
+        """Return ``champion`` to the version that held it before the current one; returns it."""
+        with self._locked(model):
+            champions, _ = self._replay(self.alias_history(model))
+            if len(champions) < 2:
+                raise RegistryError(
+                    f"{model}: no previous champion to roll back to"
+                    + (
+                        " (no champion yet)"
+                        if not champions
+                        else f" (only one champion so far: {champions[0]})"
+                    )
+                )
+            previous = champions[-2]
+            self._event(model, "champion", "rollback", previous, f"{reason} (from {champions[-1]})")
+            return previous

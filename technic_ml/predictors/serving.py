@@ -1,0 +1,121 @@
+"""Serving: the published champions answering "how many results, how long" for one config.
+
+:class:`Predictors` loads both champions from the registry (verified, see ``registry``) and
+predicts for a config under given market conditions. Features come from the same code as in
+training (``features.feature_vector``) and the trees run in the compiled runtime, so one call of
+both models costs microseconds. What is missing is said, never filled in:
+
+* no count model: the count is ``abstain`` with the reason (the API answers 503);
+* no duration model: the seed's heuristic, flagged ``heuristic``, with no interval;
+* no market data at the previous close for an enriched model (``universe`` not given or not
+  covering the moment): ``abstain``, naming the missing inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from technic_ml.contracts import MarketConditions, ScanConfig
+from technic_ml.errors import RegistryError
+from technic_ml.predictors.estimators import Prediction, heuristic_duration
+from technic_ml.predictors.features import feature_vector
+from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
+from technic_ml.predictors.universe import UniverseStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Loaded:
+    predictor: Any
+    manifest: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+
+class Predictors:
+    def __init__(
+        self,
+        count: Loaded | None,
+        duration: Loaded | None,
+        universe: UniverseStats | None = None,
+        notes: dict[str, str] | None = None,
+    ):
+        self.count = count
+        self.duration = duration
+        self.universe = universe
+        self.notes = dict(notes or {})
+
+    @classmethod
+    def from_registry(
+        cls, registry: ModelRegistry, universe: UniverseStats | None = None, ref: str = "champion"
+    ) -> Predictors:
+        loaded: dict[str, Loaded | None] = {}
+        notes = {}
+        for target, model in MODEL_NAMES.items():
+            try:
+                predictor, manifest = registry.load(model, ref)
+                loaded[target] = Loaded(predictor, manifest)
+            except RegistryError as exc:
+                loaded[target] = None
+                notes[target] = str(exc)
+                log.warning("%s model not loaded: %s", model, exc)
+        return cls(loaded["count"], loaded["duration"], universe, notes)
+
+    def predict(self, config: ScanConfig, conditions: MarketConditions) -> dict[str, Prediction]:
+        return {
+            "count": self.predict_count(config, conditions),
+            "duration": self.predict_duration(config, conditions),
+        }
+
+    def predict_count(self, config: ScanConfig, conditions: MarketConditions) -> Prediction:
+        if self.count is None:
+            return Prediction(
+                "count", "abstain", None, reasons=(f"no result-count model: {self.notes.get('count', '')}",)
+            )
+        return self._predict(self.count, config, conditions)
+
+    def predict_duration(self, config: ScanConfig, conditions: MarketConditions) -> Prediction:
+        if self.duration is None:
+            return heuristic_duration(
+                config, reason=f"no duration model ({self.notes.get('duration', 'not loaded')})"
+            )
+        return self._predict(self.duration, config, conditions)
+
+    def _predict(self, loaded: Loaded, config: ScanConfig, conditions: MarketConditions) -> Prediction:
+        predictor = loaded.predictor
+        x = feature_vector(predictor.features, config, conditions, self.universe)
+        prediction = predictor.predict_one(x, version=loaded.version)
+        if predictor.features.needs_universe and self.universe is None and prediction.state == "abstain":
+            prediction = Prediction(
+                prediction.target,
+                "abstain",
+                None,
+                version=loaded.version,
+                reasons=("no market data for the previous close (universe statistics)", *prediction.reasons),
+            )
+        return prediction
+
+
+def open_predictors(registry: ModelRegistry, market, as_of) -> tuple[Predictors, MarketConditions]:
+    """Champions plus what they need at ``as_of``: market conditions and the previous close's universe."""
+    import datetime as dt
+
+    from technic_ml.errors import MarketDataError
+    from technic_ml.market_conditions import snapshot_market
+    from technic_ml.nyse import to_ny
+    from technic_ml.panel import Panel
+
+    when = to_ny(as_of)
+    conditions = snapshot_market(market, when)
+    universe = None
+    try:
+        panel = Panel.from_market(market, when, start=(when - dt.timedelta(days=800)).date())
+        universe = UniverseStats(panel)
+    except MarketDataError as exc:
+        log.warning("no universe statistics at %s (%s): enriched models will abstain", when.isoformat(), exc)
+    return Predictors.from_registry(registry, universe), conditions

@@ -1,0 +1,232 @@
+"""Train, validate and publish both predictors: the steps the CLI and the Prefect flow call.
+
+1. :func:`load_training_data`: the scan history joined with point-in-time features. Enriched
+   features need market data covering the scans; history outside it is dropped with the reason.
+2. :func:`train_predictors`: a rolling-origin validation of every candidate per target
+   (:mod:`.validation`), then the chosen candidate refitted on all rows.
+3. :func:`publish_predictors`: only models that passed their gates are written to the registry;
+   one that is no worse than the champion on the same folds becomes champion, otherwise challenger.
+   A target with too few records, or whose gates fail, publishes nothing and says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from technic_ml.errors import MarketDataError, StoreError
+from technic_ml.history import ScanHistoryStore
+from technic_ml.market_data.base import MarketData
+from technic_ml.panel import Panel
+from technic_ml.predictors.features import TARGETS, Dataset, dataset_from_history, feature_set
+from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
+from technic_ml.predictors.universe import UniverseStats
+from technic_ml.predictors.validation import (
+    DEFAULT_CANDIDATES,
+    Candidate,
+    Gates,
+    TargetReport,
+    rolling_origin_folds,
+    validate_target,
+)
+
+log = logging.getLogger(__name__)
+
+# Calendar days of bars before the first scan: the longest lookback (500 sessions) plus the averages.
+PANEL_LEAD_DAYS = 800
+#: Candidate fitted on data too small to validate (the only one that needs no market data).
+FALLBACK = Candidate("hgb", "seed")
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    n_folds: int = 3
+    test_start: dt.datetime | None = None
+    test_end: dt.datetime | None = None
+    test_share: float = 0.3
+
+
+def load_training_data(store: ScanHistoryStore, market: MarketData | None) -> tuple[Dataset, str]:
+    """(dataset, note on the market data used for the enriched features)."""
+    frame = store.frame()
+    if frame.empty:
+        raise StoreError(f"scan history at {store.root} is empty; backfill or import scans first")
+    universe, note = None, "no market data given: seed features only"
+    if market is not None:
+        first, last = frame["timestamp"].min(), frame["timestamp"].max()
+        start = (first - pd.Timedelta(days=PANEL_LEAD_DAYS)).date()
+        try:
+            panel = Panel.from_market(market, last, start=start)
+            universe = UniverseStats(panel)
+            span = f"{panel.dates[0].date()}..{panel.dates[-1].date()}"
+            note = f"{market.source}: {panel.n_symbols} symbols, {span}"
+        except MarketDataError as exc:
+            note = f"{market.source} cannot serve the history's dates ({exc}): seed features only"
+            log.warning("enriched features unavailable: %s", note)
+    data = dataset_from_history(frame, universe)
+    if len(data.dropped):
+        log.warning(
+            "%d of %d history records left out of training: %s",
+            len(data.dropped),
+            len(frame),
+            "; ".join(f"{n} x {r}" for r, n in data.dropped["reason"].value_counts().items()),
+        )
+    return data, note
+
+
+@dataclass
+class TrainedTarget:
+    target: str
+    report: TargetReport
+    predictor: Any | None  # the chosen candidate refitted on all rows (None: too few rows to fit)
+    candidate: Candidate | None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingRun:
+    dataset: Dataset
+    gates: Gates
+    targets: dict[str, TrainedTarget]
+    data_note: str = ""
+
+
+def champion_candidate(registry: ModelRegistry | None, target: str) -> Candidate | None:
+    """The champion's spec (model, feature set, parameters), to refit on the same folds."""
+    if registry is None:
+        return None
+    model = MODEL_NAMES[target]
+    champion = registry.aliases(model).get("champion")
+    if champion is None:
+        return None
+    params = dict(registry.manifest(model, champion).get("params", {}))
+    base = {k: params.pop(k) for k in ("model", "feature_set") if k in params}
+    params.pop("coverage", None)
+    params.pop("n_jobs", None)
+    return Candidate(base.get("model", "hgb"), base.get("feature_set", "seed"), params)
+
+
+def train_predictors(
+    data: Dataset,
+    *,
+    candidates=DEFAULT_CANDIDATES,
+    gates: Gates | None = None,
+    coverage: float = 0.9,
+    folds: FoldPlan | None = None,
+    registry: ModelRegistry | None = None,
+    data_note: str = "",
+) -> TrainingRun:
+    gates = gates or Gates()
+    plan = folds or FoldPlan()
+    fold_list = rolling_origin_folds(
+        data.timestamp,
+        n_folds=plan.n_folds,
+        test_start=plan.test_start,
+        test_end=plan.test_end,
+        test_share=plan.test_share,
+    )
+    out: dict[str, TrainedTarget] = {}
+    for target in TARGETS:
+        report = validate_target(
+            data,
+            target,
+            candidates=candidates,
+            folds=fold_list,
+            coverage=coverage,
+            gates=gates,
+            champion=champion_candidate(registry, target),
+        )
+        chosen = next((c for c in candidates if c.name == report.chosen), None)
+        if chosen is None:
+            chosen = FALLBACK if not feature_set(FALLBACK.feature_set, target).needs_universe else None
+        predictor = None
+        if chosen is not None:
+            try:
+                predictor = chosen.build(target, coverage).fit(
+                    data.X(chosen.build(target, coverage).features), data.y(target), timestamps=data.timestamp
+                )
+            except ValueError as exc:
+                log.warning("%s: could not fit %s on all %d rows: %s", target, chosen.name, len(data), exc)
+        trained = TrainedTarget(target, report, predictor, chosen)
+        if predictor is not None:
+            trained.manifest = _manifest(data, trained, gates, data_note)
+        out[target] = trained
+    return TrainingRun(data, gates, out, data_note)
+
+
+def _manifest(data: Dataset, trained: TrainedTarget, gates: Gates, data_note: str) -> dict[str, Any]:
+    predictor, report = trained.predictor, trained.report
+    fs = predictor.features
+    chosen = report.result(report.chosen) if report.chosen else None
+    return {
+        "target": trained.target,
+        "features": list(fs.columns),
+        "feature_set": fs.name,
+        "params": predictor.get_params(),
+        "coverage": predictor.coverage,
+        "training_window": {
+            "first": data.timestamp.iloc[0].isoformat(),
+            "last": data.timestamp.iloc[-1].isoformat(),
+            "records": len(data),
+            "train_rows": predictor.n_train_,
+            "calibration_rows": predictor.n_calibration_,
+        },
+        "training_data_sha256": data.fingerprint(fs, trained.target),
+        "data_source": data.data_source,
+        "data_note": data_note,
+        "interval": {"method": "split conformal, log scale", "factor": predictor.conformal_.factor},
+        "validation": {
+            "folds": [f.label for f in report.folds],
+            "chosen": report.chosen,
+            "too_few": report.too_few,
+            "pooled": None if chosen is None else chosen.pooled,
+            "per_fold": None if chosen is None else chosen.per_fold,
+            "gate_failures": None if chosen is None else chosen.gate_failures,
+            "vs_champion": None if chosen is None else chosen.vs_champion,
+            "gates": dataclasses.asdict(gates),
+        },
+    }
+
+
+@dataclass
+class PublishOutcome:
+    target: str
+    published: bool
+    version: str | None
+    alias: str | None  # champion | challenger | None
+    reason: str
+
+
+def publish_predictors(registry: ModelRegistry, run: TrainingRun) -> dict[str, PublishOutcome]:
+    """Publish what passed validation; never touch an alias for what did not."""
+    outcomes = {}
+    for target, trained in run.targets.items():
+        report = trained.report
+        model = MODEL_NAMES[target]
+        if report.too_few:
+            outcomes[target] = PublishOutcome(
+                target, False, None, None, f"too few records to validate: {report.too_few}"
+            )
+            continue
+        result = report.result(report.chosen) if report.chosen else None
+        if result is None or not result.passed or trained.predictor is None:
+            why = "; ".join(result.gate_failures) if result is not None else "no candidate could be evaluated"
+            outcomes[target] = PublishOutcome(
+                target, False, None, None, f"{report.chosen}: gates failed: {why}"
+            )
+            continue
+        version = registry.publish(model, trained.predictor, trained.manifest).version
+        if result.vs_champion:
+            registry.set_challenger(model, version, f"passed its gates but {result.vs_champion}")
+            outcomes[target] = PublishOutcome(target, True, version, "challenger", result.vs_champion)
+        else:
+            registry.promote(
+                model, version, f"{report.chosen} passed validation on {len(report.folds)} folds"
+            )
+            outcomes[target] = PublishOutcome(target, True, version, "champion", "passed its gates")
+    return outcomes

@@ -1,0 +1,149 @@
+"""Exact statistics of a scan at the previous close: the cheap part of a result-count prediction.
+
+A scan's result count is mostly decided by things that can be computed exactly before it runs:
+how many symbols pass its cheap filters (sectors, industries, dollar volume, the ``max_symbols``
+cap) and how many of those were rated at or above ``min_tech_rating`` one session earlier. The
+predictors learn only what is not cheap: how the count moves between that close and the one the
+scan will see, and the uncertainty around it.
+
+Point in time: a scan as of ``t`` reads closes up to ``bar = last_completed_session(t)``; its
+features here are computed at the session **before** ``bar`` (``lag=1``), never at ``bar`` itself.
+Using ``bar`` would not leak the future (those closes exist when the scan runs), but it would make the
+"prediction" a re-run of the scan; one session of lag keeps the features a nightly batch that a
+serving process can hold, and makes the model earn its accuracy. Ratings come from the reference
+scanner's own formula (:func:`technic_ml.scanner.tech_ratings`), so they are exact, not estimated.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from technic_ml.contracts import ScanConfig
+from technic_ml.panel import Panel
+from technic_ml.scanner import tech_ratings
+
+#: Sessions between the scan's last bar and the close its features are computed at.
+FEATURE_LAG = 1
+#: Rating points around the threshold counted as "near": symbols likely to cross it by the next close.
+NEAR_POINTS = 5.0
+STAT_NAMES = ("n_universe", "n_rated", "prev_count", "n_near")
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The scannable universe at one session, most liquid first (the scanner's own order)."""
+
+    idx: np.ndarray  # panel column indices
+    adv: np.ndarray  # float64 20-session average dollar volume
+    sector: np.ndarray  # int codes into UniverseStats.sector_names
+    industry: np.ndarray
+
+
+class UniverseStats:
+    """Cheap, exact scan statistics at any session of a panel (see the module docstring).
+
+    Ratings per (session, lookback) are computed once and kept in a bounded cache: a training set
+    of 50,000 scans touches a few thousand sessions, a serving process one.
+    """
+
+    def __init__(self, panel: Panel, *, cache_size: int = 50_000):
+        self.panel = panel
+        self.sector_names, self._sector_codes = np.unique(panel.sectors, return_inverse=True)
+        self.industry_names, self._industry_codes = np.unique(panel.industries, return_inverse=True)
+        self._sector_lookup = {name: i for i, name in enumerate(self.sector_names)}
+        self._industry_lookup = {name: i for i, name in enumerate(self.industry_names)}
+        self._bases: dict[int, _Base] = {}
+        self._ratings: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def feature_rows(self, bar_dates: pd.Series | np.ndarray) -> np.ndarray:
+        """Panel row of the feature session for scans whose last bar is ``bar_dates`` (-1: none)."""
+        dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(bar_dates)))
+        bar_rows = self.panel.dates.searchsorted(dates, side="right") - 1
+        exact = (bar_rows >= 0) & (self.panel.dates[np.maximum(bar_rows, 0)] == dates)
+        rows = np.where(exact, bar_rows - FEATURE_LAG, -1)
+        return np.where(rows >= 0, rows, -1)
+
+    def session_date(self, row: int):
+        return self.panel.dates[row].date()
+
+    # -- statistics ------------------------------------------------------------------------------
+
+    def stats(self, config: ScanConfig, row: int) -> tuple[int, int, int, int]:
+        """(n_universe, n_rated, prev_count, n_near) of ``config`` at panel row ``row``."""
+        return self.stats_of(
+            config.max_symbols,
+            config.min_tech_rating,
+            config.min_dollar_vol,
+            config.sectors,
+            config.industries,
+            config.lookback_days,
+            row,
+        )
+
+    def stats_of(
+        self,
+        max_symbols: int,
+        min_tech_rating: float,
+        min_dollar_vol: float,
+        sectors,
+        industries,
+        lookback_days: int,
+        row: int,
+    ) -> tuple[int, int, int, int]:
+        base = self._base(row)
+        keep = base.adv >= min_dollar_vol
+        if sectors is not None and len(sectors):
+            keep &= np.isin(base.sector, self._codes(sectors, self._sector_lookup))
+        if industries is not None and len(industries):
+            keep &= np.isin(base.industry, self._codes(industries, self._industry_lookup))
+        chosen = np.flatnonzero(keep)[: int(max_symbols)]
+        ratings = self._rating_row(row, int(lookback_days))[chosen]
+        rated = np.isfinite(ratings)
+        with np.errstate(invalid="ignore"):
+            passing = int((ratings >= min_tech_rating).sum())
+            near = int((np.abs(ratings - min_tech_rating) < NEAR_POINTS).sum())
+        return len(chosen), int(rated.sum()), passing, near
+
+    # -- internals -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _codes(names, lookup: dict[str, int]) -> np.ndarray:
+        # A sector the universe does not have selects nothing, as it does in the scanner.
+        return np.array([lookup[n] for n in names if n in lookup], dtype=np.intp)
+
+    def _base(self, row: int) -> _Base:
+        base = self._bases.get(row)
+        if base is None:
+            panel = self.panel
+            adv = panel.adv20[row]
+            with np.errstate(invalid="ignore"):
+                mask = panel.has_bar[row] & (panel.close[row] >= 1.0) & np.isfinite(adv)
+            idx = np.flatnonzero(mask)
+            order = np.lexsort((idx, -adv[idx]))  # the scanner's order: most liquid first, ties by symbol
+            idx = idx[order]
+            base = _Base(idx, adv[idx], self._sector_codes[idx], self._industry_codes[idx])
+            self._bases[row] = base
+        return base
+
+    def _rating_row(self, row: int, lookback: int) -> np.ndarray:
+        key = (row, lookback)
+        cached = self._ratings.get(key)
+        if cached is not None:
+            self._ratings.move_to_end(key)
+            return cached
+        base = self._base(row)
+        out = np.full(len(base.idx), np.nan)
+        if len(base.idx):
+            kept, rating = tech_ratings(self.panel, base.idx, row, lookback)
+            out[np.isin(base.idx, kept)] = rating  # tech_ratings keeps idx order
+        self._ratings[key] = out
+        if len(self._ratings) > self._cache_size:
+            self._ratings.popitem(last=False)
+        return out
