@@ -108,13 +108,13 @@ def test_serving_row_equals_batch_prediction(count_data, fitted_count):
 
 def test_count_intervals_are_integers_around_the_point(count_data, fitted_count):
     X, _, _ = count_data
-    point, lower, upper = fitted_count.predict_interval(X)
+    _point, lower, upper = fitted_count.predict_interval(X)
     assert np.array_equal(lower, np.round(lower)) and np.array_equal(upper, np.round(upper))
     assert (lower <= upper).all() and (lower >= 0).all()
 
 
 def test_intervals_reach_their_coverage_on_later_rows():
-    X, y, ts = table("count", "enriched", n=6000, seed=3)
+    X, y, _ts = table("count", "enriched", n=6000, seed=3)
     model = ResultCountPredictor(feature_set="enriched", max_iter=80).fit(X.iloc[:3000], y[:3000])
     _, lower, upper = model.predict_interval(X.iloc[3000:])
     reached = np.mean((lower <= y[3000:]) & (y[3000:] <= upper))

@@ -101,7 +101,7 @@ def test_statistics_never_read_the_scans_own_bar_or_later(sample_market, sample_
 
 
 def test_serving_row_equals_the_training_row(sample_history, sample_data, sample_panel):
-    frame, data = sample_data
+    _frame, data = sample_data
     stats = UniverseStats(sample_panel)
     records = {r.scan_id: r for r in sample_history.recent(200)}
     index = {sid: i for i, sid in enumerate(data.scan_id)}

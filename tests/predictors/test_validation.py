@@ -140,6 +140,6 @@ def test_champion_with_a_candidates_spec_reuses_its_numbers():
     folds = rolling_origin_folds(data.timestamp, n_folds=2)
     spec = Candidate("hgb", "seed", {"max_iter": 60})
     report = validate_target(data, "count", candidates=(spec,), folds=folds, champion=spec)
-    champion = [r for r in report.results if r.kind == "champion"][0]
+    champion = next(r for r in report.results if r.kind == "champion")
     assert champion.pooled == report.result("hgb/seed").pooled
     assert report.result("hgb/seed").vs_champion is None
