@@ -160,6 +160,14 @@ def run(
     out.print(_conditions_table(report.conditions))
     if report.backfill is not None:
         out.print(str(report.backfill), markup=False, highlight=False, soft_wrap=True)
+    if report.published:
+        out.print(_predictors_table(report))
+        out.print(
+            "Prediction: technic-ml predict --max-symbols 100 --min-tech-rating 50;"
+            " registry: technic-ml models list",
+            markup=False,
+            highlight=False,
+        )
     stats = Table(title="Scan history statistics", show_header=False)
     for key, value in report.statistics.iloc[0].items() if len(report.statistics) else []:
         stats.add_row(str(key), _fmt(value))
@@ -170,6 +178,37 @@ def run(
     for name, path in report.outputs.items():
         outputs.add_row(name, str(path))
     out.print(outputs)
+
+
+def _predictors_table(report) -> Table:
+    gates = report.training.gates
+    table = Table(
+        title=f"Predictors (validated on {report.training.dataset.__len__()} scans, rolling-origin folds)"
+    )
+    for col in ("target", "model", "MAE", "R²", "coverage (min fold)", "gates", "registry"):
+        table.add_column(col, overflow="fold")
+    for target, outcome in report.published.items():
+        target_report = report.training.targets[target].report
+        if target_report.too_few or target_report.chosen is None:
+            table.add_row(target, "-", "-", "-", "-", escape(str(target_report.too_few)), "not published")
+            continue
+        result = target_report.result(target_report.chosen)
+        mae_max, r2_min = gates.bars(target)
+        floor = target_report.coverage - gates.coverage_tolerance
+        min_cov = min(m["coverage"] for m in result.per_fold)
+        verdict = "pass" if result.passed else "FAIL: " + "; ".join(result.gate_failures)
+        registry = f"{outcome.alias}: {outcome.version}" if outcome.serving else "not published"
+        table.add_row(
+            target,
+            target_report.chosen,
+            f"{result.pooled['mae']:.4g} (< {mae_max:g})",
+            f"{result.pooled['r2']:.3f} (> {r2_min:g})",
+            f"{result.pooled['coverage']:.1%} ({min_cov:.1%} >= {floor:.0%})",
+            escape(verdict),
+            escape(registry),
+            style=None if outcome.serving else "bold red",
+        )
+    return table
 
 
 # ------------------------------------------------------------------------------------- market
@@ -493,9 +532,10 @@ def train(
     run = _training(source, market_dir, coverage, folds, test_start, test_end)
     outcomes = publish_predictors(_registry(), run)
     for outcome in outcomes.values():
-        if outcome.published:
+        if outcome.serving:
             out.print(
-                f"{outcome.target}: published {outcome.version} as {outcome.alias} ({outcome.reason})",
+                f"{outcome.target}: {'published' if outcome.published else 'kept'} {outcome.version}"
+                f" as {outcome.alias} ({outcome.reason})",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,
@@ -507,7 +547,7 @@ def train(
                 highlight=False,
                 soft_wrap=True,
             )
-    if not all(o.published for o in outcomes.values()):
+    if not all(o.serving for o in outcomes.values()):
         raise typer.Exit(3)
 
 

@@ -7,7 +7,9 @@
    snapshot, point in time, so a fresh machine builds a training history offline; re-runs skip the
    scans already stored. A live source (yfinance) is not backfilled here: it would download years
    of bars for the whole universe;
-4. compute scan-history statistics and write them next to a JSON summary of the run.
+4. train both predictors on the history (enriched features from the same market data), validate
+   them on rolling-origin folds, and publish those that pass their gates to the model registry;
+5. compute scan-history statistics and write them next to a JSON summary of the run.
 
 Each step is a plain function over library objects, so the Prefect flow of a later issue can wrap
 the same calls as tasks.
@@ -21,6 +23,7 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -37,6 +40,7 @@ from technic_ml.snapshots import SnapshotStore
 log = logging.getLogger(__name__)
 
 BACKFILL_YEARS = 5
+BACKFILL_SCANS = 3000
 BACKFILL_SEED = 0
 STATS_GROUPS = ("max_symbols", "min_tech_rating", "lookback_days", "sectors")
 
@@ -52,6 +56,8 @@ class MainJobReport:
     snapshot_file: Path
     history_dir: Path
     backfill: BackfillSummary | None
+    training: Any | None
+    published: dict[str, Any]
     statistics: pd.DataFrame
     statistics_by_group: dict[str, pd.DataFrame] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -78,7 +84,12 @@ def sample_scan_log() -> Path:
 
 
 def run_main_job(
-    settings: TechnicSettings, *, as_of: AsOf | None = None, backfill_scans: int = 1000, progress=None
+    settings: TechnicSettings,
+    *,
+    as_of: AsOf | None = None,
+    backfill_scans: int = BACKFILL_SCANS,
+    train: bool = True,
+    progress=None,
 ) -> MainJobReport:
     market = open_market_data(settings)
     if as_of is None:
@@ -96,6 +107,22 @@ def run_main_job(
         start = end - dt.timedelta(days=365 * BACKFILL_YEARS)
         plan = plan_backfill(start, end, backfill_scans, BACKFILL_SEED, market.universe())
         backfilled = run_plan(plan, market, store, progress=progress)
+
+    training, published = None, {}
+    if train and store.count() == 0:
+        log.warning("no scan history to train the predictors on (backfill or import scans first)")
+    elif train:
+        from technic_ml.predictors.registry import ModelRegistry
+        from technic_ml.predictors.training import load_training_data, publish_predictors, train_predictors
+
+        data, note = load_training_data(store, market)
+        training = train_predictors(
+            data, registry=ModelRegistry(settings.model_registry_path), data_note=note
+        )
+        published = publish_predictors(ModelRegistry(settings.model_registry_path), training)
+        for outcome in published.values():
+            if not outcome.serving:
+                log.warning("%s predictor not published: %s", outcome.target, outcome.reason)
 
     stats = store.statistics()
     by_group = {name: store.statistics(by=[name]) for name in STATS_GROUPS} if store.count() else {}
@@ -120,6 +147,8 @@ def run_main_job(
         snapshot_file=snapshot_file,
         history_dir=settings.history_path,
         backfill=backfilled,
+        training=training,
+        published=published,
         statistics=stats,
         statistics_by_group=by_group,
         outputs={
@@ -127,6 +156,7 @@ def run_main_job(
             "history": settings.history_path,
             "statistics": stats_file,
             "summary": summary_file,
+            "models": settings.model_registry_path,
         },
     )
     if by_group:
@@ -145,6 +175,16 @@ def _summary(report: MainJobReport) -> dict:
         "market_conditions": report.conditions.model_dump(mode="json"),
         "history_records": int(report.statistics["count"].sum()) if len(report.statistics) else 0,
         "backfill": None if report.backfill is None else _backfill_dict(report.backfill),
+        "predictors": {
+            target: {
+                "version": o.version,
+                "alias": o.alias,
+                "published": o.published,
+                "reason": o.reason,
+                "validation": _validation_dict(report.training.targets[target].report, o),
+            }
+            for target, o in report.published.items()
+        },
         "outputs": {k: str(v) for k, v in report.outputs.items()},
     }
 
@@ -158,4 +198,21 @@ def _backfill_dict(summary: BackfillSummary) -> dict:
         "empty_scans": summary.empty_scans,
         "seconds": round(summary.seconds, 3),
         "data_source": summary.data_source,
+    }
+
+
+def _validation_dict(target_report, outcome) -> dict:
+    if target_report.too_few or target_report.chosen is None:
+        return {"too_few": target_report.too_few}
+    result = target_report.result(target_report.chosen)
+    pooled = result.pooled
+    return {
+        "chosen": target_report.chosen,
+        "folds": [f.label for f in target_report.folds],
+        "mae": pooled["mae"],
+        "r2": pooled["r2"],
+        "coverage": pooled.get("coverage"),
+        "min_fold_coverage": min(m["coverage"] for m in result.per_fold),
+        "stated_coverage": target_report.coverage,
+        "gate_failures": result.gate_failures,
     }

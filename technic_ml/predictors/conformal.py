@@ -86,6 +86,12 @@ class LogConformal:
         upper = np.exp(centre + half) - self.offset
         return lower, upper
 
+    def interval_one(self, y_pred: float, scale: float = 1.0) -> tuple[float, float]:
+        """:meth:`interval` for one prediction in plain float arithmetic (the serving path)."""
+        centre = math.log(max(y_pred, 0.0) + self.offset)
+        half = self.quantile_ * scale
+        return max(math.exp(centre - half) - self.offset, 0.0), math.exp(centre + half) - self.offset
+
     @property
     def factor(self) -> float:
         """The band's multiplicative half-width on ``y + offset`` (e.g. 1.25 means x/÷ 1.25)."""
@@ -103,3 +109,12 @@ def integer_interval(lower, upper) -> tuple[np.ndarray, np.ndarray]:
     empty = lo > hi
     mid = np.round((lower + upper) / 2)
     return np.where(empty, mid, lo), np.where(empty, mid, hi)
+
+
+def integer_interval_one(lower: float, upper: float) -> tuple[float, float]:
+    """:func:`integer_interval` for one band, in plain floats."""
+    lo, hi = math.ceil(lower - 1e-9), math.floor(upper + 1e-9)
+    if lo > hi:
+        mid = float(round((lower + upper) / 2))
+        return mid, mid
+    return float(lo), float(hi)

@@ -299,15 +299,18 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.shape != (self.n_features_in_,):
             raise ValueError(f"x: received shape {x.shape}; expected ({self.n_features_in_},)")
-        reasons = self.out_of_range(x)
-        if reasons:
-            return Prediction(self._target, "abstain", None, version=version, reasons=tuple(reasons))
+        lo, hi = self.feature_range_
+        # One vectorized test on the fast path; the readable reasons only when it fails (NaN fails).
+        if not ((x >= lo) & (x <= hi)).all():
+            return Prediction(
+                self._target, "abstain", None, version=version, reasons=tuple(self.out_of_range(x))
+            )
         point = float(self.runtime_.predict_row(x))
-        scale = None
+        scale = 1.0
         if self.scale_runtime_ is not None:
-            scale = np.array([max(self.scale_runtime_.predict_row(x), self.scale_floor_)])
-        lower, upper = self.conformal_.interval(np.array([point]), scale)
-        return self._prediction(x, point, float(lower[0]), float(upper[0]), version)
+            scale = max(float(self.scale_runtime_.predict_row(x)), self.scale_floor_)
+        lower, upper = self.conformal_.interval_one(point, scale)
+        return self._prediction(x, point, lower, upper, version)
 
     def _prediction(self, x, point, lower, upper, version) -> Prediction:
         return Prediction(self._target, "model", point, lower, upper, self.coverage, version=version)

@@ -30,7 +30,8 @@ import pandas as pd
 
 from technic_ml.contracts import MarketConditions, ScanConfig
 from technic_ml.errors import ContractError
-from technic_ml.nyse import calendar, last_completed_session
+from technic_ml.market_conditions import session_clock
+from technic_ml.nyse import calendar
 from technic_ml.predictors.universe import UniverseStats
 
 CONFIG_FEATURES = (
@@ -304,8 +305,7 @@ def feature_vector(
     if fs.needs_universe:
         row = -1
         if universe is not None and conditions.as_of is not None:
-            bar = np.array([np.datetime64(last_completed_session(conditions.as_of), "ns")])
-            row = int(universe.feature_rows(bar)[0])
+            row = universe.feature_row_for_day(session_clock().last_completed(conditions.as_of))
         stats = (np.nan,) * 4 if row < 0 else universe.stats(config, row)
         n_universe, n_rated, prev_count, n_near = (float(s) for s in stats)
         values.update(

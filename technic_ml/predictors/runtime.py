@@ -18,6 +18,7 @@ categorical split is refused rather than evaluated wrongly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -68,6 +69,7 @@ class FlatEnsemble:
     n_features: int
 
     def raw_row(self, x: np.ndarray) -> float:
+        """Raw score of one contiguous float64 row."""
         if self.float32_inputs:
             x = x.astype(np.float32).astype(np.float64)
         return self.baseline + _walk(
@@ -75,7 +77,17 @@ class FlatEnsemble:
         )
 
     def predict_row(self, x: np.ndarray) -> float:
-        return _inverse_link(self.raw_row(np.ascontiguousarray(x, dtype=np.float64)), self.link)
+        raw = self.raw_row(
+            x if x.dtype == np.float64 and x.flags.c_contiguous else np.ascontiguousarray(x, np.float64)
+        )
+        if self.link == "exp":
+            return math.exp(raw)
+        if self.link == "logistic":
+            if raw >= 0:
+                return 1.0 / (1.0 + math.exp(-raw))
+            e = math.exp(raw)  # no overflow for very negative scores
+            return e / (1.0 + e)
+        return raw
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=np.float64)

@@ -201,6 +201,11 @@ class PublishOutcome:
     alias: str | None  # champion | challenger | None
     reason: str
 
+    @property
+    def serving(self) -> bool:
+        """A validated model of this target is in the registry (new, or the unchanged champion)."""
+        return self.alias is not None
+
 
 def publish_predictors(registry: ModelRegistry, run: TrainingRun) -> dict[str, PublishOutcome]:
     """Publish what passed validation; never touch an alias for what did not."""
@@ -220,6 +225,20 @@ def publish_predictors(registry: ModelRegistry, run: TrainingRun) -> dict[str, P
                 target, False, None, None, f"{report.chosen}: gates failed: {why}"
             )
             continue
+        champion = registry.aliases(model).get("champion")
+        if champion is not None:
+            held = registry.manifest(model, champion)
+            same = ("training_data_sha256", "params", "features")
+            if all(held.get(k) == trained.manifest.get(k) for k in same):
+                # A re-run on the same history: the champion is this very model; publish nothing new.
+                outcomes[target] = PublishOutcome(
+                    target,
+                    False,
+                    champion,
+                    "champion",
+                    "unchanged: the champion was trained on the same data",
+                )
+                continue
         version = registry.publish(model, trained.predictor, trained.manifest).version
         if result.vs_champion:
             registry.set_challenger(model, version, f"passed its gates but {result.vs_champion}")

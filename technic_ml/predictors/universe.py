@@ -57,6 +57,7 @@ class UniverseStats:
         self._sector_lookup = {name: i for i, name in enumerate(self.sector_names)}
         self._industry_lookup = {name: i for i, name in enumerate(self.industry_names)}
         self._bases: dict[int, _Base] = {}
+        self._day_rows: dict[np.datetime64, int] = {}
         self._ratings: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -100,9 +101,9 @@ class UniverseStats:
         base = self._base(row)
         keep = base.adv >= min_dollar_vol
         if sectors is not None and len(sectors):
-            keep &= np.isin(base.sector, self._codes(sectors, self._sector_lookup))
+            keep &= self._selected(sectors, self._sector_lookup, len(self.sector_names))[base.sector]
         if industries is not None and len(industries):
-            keep &= np.isin(base.industry, self._codes(industries, self._industry_lookup))
+            keep &= self._selected(industries, self._industry_lookup, len(self.industry_names))[base.industry]
         chosen = np.flatnonzero(keep)[: int(max_symbols)]
         ratings = self._rating_row(row, int(lookback_days))[chosen]
         rated = np.isfinite(ratings)
@@ -114,9 +115,20 @@ class UniverseStats:
     # -- internals -------------------------------------------------------------------------------
 
     @staticmethod
-    def _codes(names, lookup: dict[str, int]) -> np.ndarray:
-        # A sector the universe does not have selects nothing, as it does in the scanner.
-        return np.array([lookup[n] for n in names if n in lookup], dtype=np.intp)
+    def _selected(names, lookup: dict[str, int], size: int) -> np.ndarray:
+        # A boolean table over the codes (a gather is much cheaper than np.isin per call); a sector
+        # the universe does not have selects nothing, as it does in the scanner.
+        table = np.zeros(size, dtype=bool)
+        table[[lookup[n] for n in names if n in lookup]] = True
+        return table
+
+    def feature_row_for_day(self, day: np.datetime64) -> int:
+        """:meth:`feature_rows` for one last-bar day (cached: a serving process asks for one day)."""
+        row = self._day_rows.get(day)
+        if row is None:
+            row = int(self.feature_rows(np.array([day], dtype="datetime64[ns]"))[0])
+            self._day_rows[day] = row
+        return row
 
     def _base(self, row: int) -> _Base:
         base = self._bases.get(row)
