@@ -30,6 +30,14 @@ COMMANDS = [
     ["history", "recent"],
     ["history", "retention"],
     ["history", "compact"],
+    ["train"],
+    ["validate"],
+    ["predict"],
+    ["models"],
+    ["models", "list"],
+    ["models", "show"],
+    ["models", "promote"],
+    ["models", "rollback"],
 ]
 
 

@@ -272,18 +272,18 @@ def dataset_from_history(frame: pd.DataFrame, universe: UniverseStats | None = N
     )
 
 
-def feature_vector(
-    fs: FeatureSet,
+def feature_values(
     config: ScanConfig,
     conditions: MarketConditions,
     universe: UniverseStats | None = None,
     *,
     data_source: str | None = None,
-) -> np.ndarray:
-    """One row of ``fs`` for a scan about to run with ``config`` under ``conditions``.
+) -> dict[str, float]:
+    """Every feature of every set for a scan about to run with ``config`` under ``conditions``.
 
     The scan's moment is ``conditions.as_of`` (a snapshot carries it); its time features come from
     the conditions. Missing inputs become NaN, and the predictors abstain on NaN rather than guess.
+    Universe statistics are computed once here and shared by both predictors.
     """
     values = {
         "max_symbols": float(config.max_symbols),
@@ -302,19 +302,37 @@ def feature_vector(
         "day_of_week": float(conditions.day_of_week),
         "is_market_hours": float(conditions.is_market_hours),
     }
-    if fs.needs_universe:
-        row = -1
-        if universe is not None and conditions.as_of is not None:
-            row = universe.feature_row_for_day(session_clock().last_completed(conditions.as_of))
-        stats = (np.nan,) * 4 if row < 0 else universe.stats(config, row)
-        n_universe, n_rated, prev_count, n_near = (float(s) for s in stats)
-        values.update(
-            n_universe=n_universe,
-            n_rated=n_rated,
-            prev_count=prev_count,
-            n_near=n_near,
-            prev_share=prev_count / n_rated if n_rated > 0 else (0.0 if n_rated == 0 else float("nan")),
-            work=n_rated * float(config.lookback_days),
-            data_source=source_code(data_source if data_source is not None else conditions.data_source),
-        )
+    row = -1
+    if universe is not None and conditions.as_of is not None:
+        row = universe.feature_row_for_day(session_clock().last_completed(conditions.as_of))
+    stats = (np.nan,) * 4 if row < 0 else universe.stats(config, row)
+    n_universe, n_rated, prev_count, n_near = (float(s) for s in stats)
+    values.update(
+        n_universe=n_universe,
+        n_rated=n_rated,
+        prev_count=prev_count,
+        n_near=n_near,
+        prev_share=prev_count / n_rated if n_rated > 0 else (0.0 if n_rated == 0 else float("nan")),
+        work=n_rated * float(config.lookback_days),
+        data_source=source_code(data_source if data_source is not None else conditions.data_source),
+    )
+    return values
+
+
+def vector(fs: FeatureSet, values: dict[str, float]) -> np.ndarray:
+    """The row of ``fs`` out of :func:`feature_values`."""
     return np.array([values[c] for c in fs.columns], dtype=np.float64)
+
+
+def feature_vector(
+    fs: FeatureSet,
+    config: ScanConfig,
+    conditions: MarketConditions,
+    universe: UniverseStats | None = None,
+    *,
+    data_source: str | None = None,
+) -> np.ndarray:
+    """One row of ``fs`` for a scan about to run (see :func:`feature_values`)."""
+    if not fs.needs_universe:
+        universe = None
+    return vector(fs, feature_values(config, conditions, universe, data_source=data_source))

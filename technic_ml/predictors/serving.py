@@ -20,7 +20,7 @@ from typing import Any
 from technic_ml.contracts import MarketConditions, ScanConfig
 from technic_ml.errors import RegistryError
 from technic_ml.predictors.estimators import Prediction, heuristic_duration
-from technic_ml.predictors.features import feature_vector
+from technic_ml.predictors.features import feature_values, vector
 from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
 from technic_ml.predictors.universe import UniverseStats
 
@@ -67,28 +67,39 @@ class Predictors:
         return cls(loaded["count"], loaded["duration"], universe, notes)
 
     def predict(self, config: ScanConfig, conditions: MarketConditions) -> dict[str, Prediction]:
+        """Both predictions; the features (universe statistics included) are computed once."""
+        needs = [
+            m for m in (self.count, self.duration) if m is not None and m.predictor.features.needs_universe
+        ]
+        values = feature_values(config, conditions, self.universe if needs else None)
         return {
-            "count": self.predict_count(config, conditions),
-            "duration": self.predict_duration(config, conditions),
+            "count": self.predict_count(config, conditions, values),
+            "duration": self.predict_duration(config, conditions, values),
         }
 
-    def predict_count(self, config: ScanConfig, conditions: MarketConditions) -> Prediction:
+    def predict_count(self, config: ScanConfig, conditions: MarketConditions, values=None) -> Prediction:
         if self.count is None:
             return Prediction(
                 "count", "abstain", None, reasons=(f"no result-count model: {self.notes.get('count', '')}",)
             )
-        return self._predict(self.count, config, conditions)
+        return self._predict(self.count, config, conditions, values)
 
-    def predict_duration(self, config: ScanConfig, conditions: MarketConditions) -> Prediction:
+    def predict_duration(self, config: ScanConfig, conditions: MarketConditions, values=None) -> Prediction:
         if self.duration is None:
             return heuristic_duration(
                 config, reason=f"no duration model ({self.notes.get('duration', 'not loaded')})"
             )
-        return self._predict(self.duration, config, conditions)
+        return self._predict(self.duration, config, conditions, values)
 
-    def _predict(self, loaded: Loaded, config: ScanConfig, conditions: MarketConditions) -> Prediction:
+    def _predict(
+        self, loaded: Loaded, config: ScanConfig, conditions: MarketConditions, values=None
+    ) -> Prediction:
         predictor = loaded.predictor
-        x = feature_vector(predictor.features, config, conditions, self.universe)
+        if values is None:
+            values = feature_values(
+                config, conditions, self.universe if predictor.features.needs_universe else None
+            )
+        x = vector(predictor.features, values)
         prediction = predictor.predict_one(x, version=loaded.version)
         if predictor.features.needs_universe and self.universe is None and prediction.state == "abstain":
             prediction = Prediction(
