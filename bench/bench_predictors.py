@@ -83,7 +83,8 @@ def main() -> int:
     from technic_ml.settings import TechnicSettings
 
     print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, {library_versions()},"
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" {library_versions()},"
     )
     print(f"         scikit-learn {sklearn.__version__}; load average at start {os.getloadavg()[0]:.2f}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
@@ -128,7 +129,8 @@ def main() -> int:
         print("| fold | n | MAE | R² | coverage | mean width |\n|---|---|---|---|---|---|")
         for fold, m in zip(trained.report.folds, chosen.per_fold, strict=True):
             print(
-                f"| {fold.label} | {m['n']:.0f} | {m['mae']:.4g} | {m['r2']:.4f} | {m['coverage']:.1%} | {m['mean_width']:.4g} |"
+                f"| {fold.label} | {m['n']:.0f} | {m['mae']:.4g} | {m['r2']:.4f} | {m['coverage']:.1%}"
+                f" | {m['mean_width']:.4g} |"
             )
 
     count = run.targets["count"].report
@@ -137,8 +139,10 @@ def main() -> int:
     print("\nacceptance:")
     print(f"  count:    chosen {c.name}, passes gates: {c.passed} {c.gate_failures or ''}")
     print(
-        f"            R² {c.pooled['r2']:.4f} (aim >= 0.95), median q-error {c.pooled['q_error_median']:.3f} (aim <= 1.2),"
-        f" fold coverage {min(m['coverage'] for m in c.per_fold):.1%}..{max(m['coverage'] for m in c.per_fold):.1%}"
+        f"            R² {c.pooled['r2']:.4f} (aim >= 0.95),"
+        f" median q-error {c.pooled['q_error_median']:.3f} (aim <= 1.2),"
+        f" fold coverage {min(m['coverage'] for m in c.per_fold):.1%}"
+        f"..{max(m['coverage'] for m in c.per_fold):.1%}"
         f" (>= {count.coverage - gates.coverage_tolerance:.0%})"
     )
     print(f"  duration: chosen {d.name}, passes gates: {d.passed} {d.gate_failures or ''}")
@@ -156,7 +160,8 @@ def main() -> int:
         t = time.perf_counter()
         predictor.fit(subset.X(predictor.features), subset.y(target), timestamps=subset.timestamp)
         print(
-            f"4. training {target} {candidate.name} on {len(rows)} records: {time.perf_counter() - t:.1f} s wall (1 thread)"
+            f"4. training {target} {candidate.name} on {len(rows)} records:"
+            f" {time.perf_counter() - t:.1f} s wall (1 thread)"
         )
 
     # 5. prediction latency ---------------------------------------------------------------------

@@ -188,6 +188,10 @@ def _predictors_table(report) -> Table:
     for col in ("target", "model", "MAE", "R²", "coverage (min fold)", "gates", "registry"):
         table.add_column(col, overflow="fold")
     for target, outcome in report.published.items():
+        if target not in report.training.targets:
+            held = f"{outcome.alias}: {outcome.version}"
+            table.add_row(target, "-", "-", "-", "-", escape(outcome.reason), escape(held))
+            continue
         target_report = report.training.targets[target].report
         if target_report.too_few or target_report.chosen is None:
             table.add_row(target, "-", "-", "-", "-", escape(str(target_report.too_few)), "not published")
@@ -269,38 +273,19 @@ def market_show(
 
 
 # --------------------------------------------------------------------------------- scan/backfill
-@app.command()
-@_handled
-def scan(
-    as_of: Annotated[
-        str, typer.Option(help="Scan moment (ISO; a date = after its close; naive = New York).")
-    ],
-    max_symbols: Annotated[
-        int, typer.Option(help="Scan at most this many of the most liquid symbols.")
-    ] = 100,
-    min_tech_rating: Annotated[float, typer.Option(help="Keep symbols rated at least this (0-100).")] = 50.0,
-    min_dollar_vol: Annotated[float, typer.Option(help="Minimum 20-day average dollar volume (USD).")] = 0.0,
-    sector: Annotated[
-        list[str] | None, typer.Option(help="Sector to scan (repeatable; default all).")
-    ] = None,
-    industry: Annotated[
-        list[str] | None, typer.Option(help="Industry to scan (repeatable; default all).")
-    ] = None,
-    lookback_days: Annotated[int, typer.Option(help="Trading days the indicators look at (20-500).")] = 120,
-    source: Annotated[str | None, typer.Option(help="sample | parquet | yfinance.")] = None,
-    market_dir: Annotated[
-        Path | None, typer.Option(help="Market-data directory for --source parquet.")
-    ] = None,
-    save: Annotated[bool, typer.Option(help="Add the scan record to the history store.")] = False,
-    limit: Annotated[int, typer.Option(help="Rows of results to print.")] = 50,
-) -> None:
-    """Run one scan as of a moment and print its results and record."""
-    from technic_ml.contracts import parse_config
-    from technic_ml.market_data import open_market_data
-    from technic_ml.scanner import run_scan
+# The scan configuration options, shared by `scan` and `predict`.
+_MAX_SYMBOLS = Annotated[int, typer.Option(help="Scan at most this many of the most liquid symbols.")]
+_MIN_TECH_RATING = Annotated[float, typer.Option(help="Keep symbols rated at least this (0-100).")]
+_MIN_DOLLAR_VOL = Annotated[float, typer.Option(help="Minimum 20-day average dollar volume (USD).")]
+_SECTOR = Annotated[list[str] | None, typer.Option(help="Sector to scan (repeatable; default all).")]
+_INDUSTRY = Annotated[list[str] | None, typer.Option(help="Industry to scan (repeatable; default all).")]
+_LOOKBACK_DAYS = Annotated[int, typer.Option(help="Trading days the indicators look at (20-500).")]
 
-    settings = _settings(market_source=source, market_dir=market_dir)
-    config = parse_config(
+
+def _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days):
+    from technic_ml.contracts import parse_config
+
+    return parse_config(
         {
             "max_symbols": max_symbols,
             "min_tech_rating": min_tech_rating,
@@ -310,6 +295,33 @@ def scan(
             "lookback_days": lookback_days,
         }
     )
+
+
+@app.command()
+@_handled
+def scan(
+    as_of: Annotated[
+        str, typer.Option(help="Scan moment (ISO; a date = after its close; naive = New York).")
+    ],
+    max_symbols: _MAX_SYMBOLS = 100,
+    min_tech_rating: _MIN_TECH_RATING = 50.0,
+    min_dollar_vol: _MIN_DOLLAR_VOL = 0.0,
+    sector: _SECTOR = None,
+    industry: _INDUSTRY = None,
+    lookback_days: _LOOKBACK_DAYS = 120,
+    source: Annotated[str | None, typer.Option(help="sample | parquet | yfinance.")] = None,
+    market_dir: Annotated[
+        Path | None, typer.Option(help="Market-data directory for --source parquet.")
+    ] = None,
+    save: Annotated[bool, typer.Option(help="Add the scan record to the history store.")] = False,
+    limit: Annotated[int, typer.Option(help="Rows of results to print.")] = 50,
+) -> None:
+    """Run one scan as of a moment and print its results and record."""
+    from technic_ml.market_data import open_market_data
+    from technic_ml.scanner import run_scan
+
+    settings = _settings(market_source=source, market_dir=market_dir)
+    config = _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days)
     market = open_market_data(settings)
     result = run_scan(config, market, _parse_time(as_of))
     if market.is_sample:
@@ -639,14 +651,12 @@ def models_rollback(
 @app.command()
 @_handled
 def predict(
-    max_symbols: Annotated[
-        int, typer.Option(help="Scan at most this many of the most liquid symbols.")
-    ] = 100,
-    min_tech_rating: Annotated[float, typer.Option(help="Keep symbols rated at least this (0-100).")] = 50.0,
-    min_dollar_vol: Annotated[float, typer.Option(help="Minimum 20-day average dollar volume (USD).")] = 0.0,
-    sector: Annotated[list[str] | None, typer.Option(help="Sector (repeatable; default all).")] = None,
-    industry: Annotated[list[str] | None, typer.Option(help="Industry (repeatable; default all).")] = None,
-    lookback_days: Annotated[int, typer.Option(help="Trading days the indicators look at (20-500).")] = 120,
+    max_symbols: _MAX_SYMBOLS = 100,
+    min_tech_rating: _MIN_TECH_RATING = 50.0,
+    min_dollar_vol: _MIN_DOLLAR_VOL = 0.0,
+    sector: _SECTOR = None,
+    industry: _INDUSTRY = None,
+    lookback_days: _LOOKBACK_DAYS = 120,
     as_of: Annotated[
         str | None,
         typer.Option(help="Moment of the scan (default: now, or the end of a historical dataset)."),
@@ -658,22 +668,12 @@ def predict(
     """Predict a scan's result count and duration with the champion models."""
     import json
 
-    from technic_ml.contracts import parse_config
     from technic_ml.jobs import default_as_of
     from technic_ml.market_data import open_market_data
     from technic_ml.predictors.serving import open_predictors
 
     settings = _settings(market_source=source, market_dir=market_dir)
-    config = parse_config(
-        {
-            "max_symbols": max_symbols,
-            "min_tech_rating": min_tech_rating,
-            "min_dollar_vol": min_dollar_vol,
-            "sectors": sector or None,
-            "industries": industry or None,
-            "lookback_days": lookback_days,
-        }
-    )
+    config = _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days)
     market = open_market_data(settings)
     when = _parse_time(as_of) or default_as_of(market)[0]
     predictors, conditions = open_predictors(_registry(), market, when)

@@ -112,14 +112,30 @@ def run_main_job(
     if train and store.count() == 0:
         log.warning("no scan history to train the predictors on (backfill or import scans first)")
     elif train:
+        from technic_ml.predictors.features import TARGETS
         from technic_ml.predictors.registry import ModelRegistry
-        from technic_ml.predictors.training import load_training_data, publish_predictors, train_predictors
-
-        data, note = load_training_data(store, market)
-        training = train_predictors(
-            data, registry=ModelRegistry(settings.model_registry_path), data_note=note
+        from technic_ml.predictors.training import (
+            PublishOutcome,
+            current_champions,
+            load_training_data,
+            publish_predictors,
+            train_predictors,
         )
-        published = publish_predictors(ModelRegistry(settings.model_registry_path), training)
+
+        registry = ModelRegistry(settings.model_registry_path)
+        data, note = load_training_data(store, market)
+        current = current_champions(registry, data)
+        todo = tuple(t for t in TARGETS if t not in current)
+        training = train_predictors(data, registry=registry, data_note=note, targets=todo)
+        published = publish_predictors(registry, training)
+        for target, version in current.items():
+            published[target] = PublishOutcome(
+                target,
+                False,
+                version,
+                "champion",
+                "unchanged: the history has not changed since it was trained",
+            )
         for outcome in published.values():
             if not outcome.serving:
                 log.warning("%s predictor not published: %s", outcome.target, outcome.reason)
@@ -181,7 +197,11 @@ def _summary(report: MainJobReport) -> dict:
                 "alias": o.alias,
                 "published": o.published,
                 "reason": o.reason,
-                "validation": _validation_dict(report.training.targets[target].report, o),
+                "validation": (
+                    _validation_dict(report.training.targets[target].report, o)
+                    if target in report.training.targets
+                    else None
+                ),
             }
             for target, o in report.published.items()
         },

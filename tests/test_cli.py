@@ -129,7 +129,10 @@ def test_main_job_runs_offline_on_the_sample_and_is_idempotent(tmp_path):
     assert "EMBEDDED SAMPLE" in first.output
     summary = json.loads((root / "reports" / "last-run.json").read_text())
     assert summary["sample_data"] is True
-    assert summary["backfill"]["added"] == summary["backfill"]["planned"] == 1000
+    assert summary["backfill"]["added"] == summary["backfill"]["planned"] == 3000
+    count = summary["predictors"]["count"]
+    assert count["published"] and count["alias"] == "champion", count
+    assert count["validation"]["r2"] > 0.9 and count["validation"]["min_fold_coverage"] > 0.8
     assert summary["market_conditions"]["data_source"] == "sample"
     assert summary["as_of"].startswith("2018-12-31T16:00")
     for path in summary["outputs"].values():
@@ -139,8 +142,10 @@ def test_main_job_runs_offline_on_the_sample_and_is_idempotent(tmp_path):
     second = invoke("--data-root", str(root), "run")
     assert second.exit_code == 0
     again = json.loads((root / "reports" / "last-run.json").read_text())
-    assert again["backfill"]["added"] == 0 and again["backfill"]["already_stored"] == 1000
-    assert again["history_records"] == 1000
+    assert again["backfill"]["added"] == 0 and again["backfill"]["already_stored"] == 3000
+    assert again["history_records"] == 3000
+    kept = again["predictors"]["count"]
+    assert kept["version"] == count["version"] and not kept["published"] and "unchanged" in kept["reason"]
 
 
 @pytest.mark.slow

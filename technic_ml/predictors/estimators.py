@@ -53,8 +53,10 @@ State = Literal["model", "heuristic", "abstain"]
 
 @dataclass(frozen=True)
 class Prediction:
-    """One prediction. ``coverage`` is the interval's stated coverage, verified by validation;
-    it is None when there is no interval (a heuristic or an abstention)."""
+    """One prediction. ``coverage`` is the interval's stated coverage; ``coverage_verified`` is the
+    coverage the published model's intervals reached on held-out future folds (lowest fold first:
+    see the manifest), filled in by the serving layer. Both are None when there is no interval
+    (a heuristic or an abstention)."""
 
     target: str
     state: State
@@ -65,6 +67,7 @@ class Prediction:
     p_empty: float | None = None
     version: str | None = None
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    coverage_verified: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

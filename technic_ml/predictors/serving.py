@@ -13,6 +13,7 @@ both models costs microseconds. What is missing is said, never filled in:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,13 @@ class Loaded:
     @property
     def version(self) -> str:
         return self.manifest["version"]
+
+    @property
+    def verified_coverage(self) -> float | None:
+        """The lowest coverage its intervals reached on a held-out fold in validation."""
+        folds = (self.manifest.get("validation") or {}).get("per_fold") or []
+        values = [f["coverage"] for f in folds if f.get("coverage") is not None]
+        return min(values) if values else None
 
 
 class Predictors:
@@ -101,6 +109,8 @@ class Predictors:
             )
         x = vector(predictor.features, values)
         prediction = predictor.predict_one(x, version=loaded.version)
+        if prediction.state == "model":
+            prediction = dataclasses.replace(prediction, coverage_verified=loaded.verified_coverage)
         if predictor.features.needs_universe and self.universe is None and prediction.state == "abstain":
             prediction = Prediction(
                 prediction.target,

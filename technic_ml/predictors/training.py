@@ -120,6 +120,7 @@ def train_predictors(
     folds: FoldPlan | None = None,
     registry: ModelRegistry | None = None,
     data_note: str = "",
+    targets: tuple[str, ...] = TARGETS,
 ) -> TrainingRun:
     gates = gates or Gates()
     plan = folds or FoldPlan()
@@ -131,7 +132,7 @@ def train_predictors(
         test_share=plan.test_share,
     )
     out: dict[str, TrainedTarget] = {}
-    for target in TARGETS:
+    for target in targets:
         report = validate_target(
             data,
             target,
@@ -191,6 +192,23 @@ def _manifest(data: Dataset, trained: TrainedTarget, gates: Gates, data_note: st
             "gates": dataclasses.asdict(gates),
         },
     }
+
+
+def current_champions(registry: ModelRegistry, data: Dataset) -> dict[str, str]:
+    """Targets whose champion was trained on exactly ``data`` (target -> version): nothing to redo."""
+    current = {}
+    for target, model in MODEL_NAMES.items():
+        version = registry.aliases(model).get("champion")
+        if version is None:
+            continue
+        manifest = registry.manifest(model, version)
+        try:
+            fs = feature_set(manifest.get("feature_set", ""), target)
+            if data.fingerprint(fs, target) == manifest.get("training_data_sha256"):
+                current[target] = version
+        except ValueError:  # a feature set this data cannot provide
+            continue
+    return current
 
 
 @dataclass

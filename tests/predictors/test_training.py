@@ -68,6 +68,8 @@ def test_publish_promotes_passing_models_and_serving_uses_them(first_run, tmp_pa
     assert count.state == "model" and count.version == outcomes["count"].version
     assert count.lower <= count.value <= count.upper and 0 <= count.p_empty <= 1
     assert count.coverage == 0.9
+    per_fold = first_run.targets["count"].report.result("hgb/enriched").per_fold
+    assert count.coverage_verified == min(m["coverage"] for m in per_fold)
 
 
 def test_failed_gates_publish_nothing_and_leave_the_champion(first_run, sample_data, tmp_path):
