@@ -3,8 +3,10 @@
 Both follow scikit-learn's estimator contract (``__init__`` only stores parameters, ``fit`` returns
 ``self``, fitted attributes end in ``_``, ``check_is_fitted`` guards prediction), so they clone,
 compare and persist like any scikit-learn model. ``fit`` takes time-ordered rows and holds out the
-most recent ``calibration_fraction`` of them: the model learns from the older part and the split
-conformal band (:mod:`.conformal`) is calibrated on the newer part, which the model never saw.
+most recent ``calibration_fraction`` of them, in ``calibration_blocks`` consecutive blocks: each
+block is predicted by a model fitted on every row before it (never on the block itself), and the
+conformal band (:mod:`.conformal`) is calibrated on those errors. The model fitted before the last
+block is the one that serves.
 
 Models (``model=``):
 
@@ -97,6 +99,7 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         feature_set: str = "enriched",
         coverage: float = 0.9,
         calibration_fraction: float = 0.2,
+        calibration_blocks: int = 3,
         interval: str = "adaptive",
         max_iter: int = 300,
         learning_rate: float = 0.08,
@@ -107,6 +110,7 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         self.feature_set = feature_set
         self.coverage = coverage
         self.calibration_fraction = calibration_fraction
+        self.calibration_blocks = calibration_blocks
         self.interval = interval
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -159,6 +163,14 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             )
         if self.interval not in INTERVALS:
             raise ValueError(f"interval: received {self.interval!r}; expected one of {list(INTERVALS)}")
+        if (
+            isinstance(self.calibration_blocks, bool)
+            or not isinstance(self.calibration_blocks, int)
+            or self.calibration_blocks < 1
+        ):
+            raise ValueError(
+                f"calibration_blocks: received {self.calibration_blocks!r}; expected an integer >= 1"
+            )
         if not 0 < self.calibration_fraction < 1:
             raise ValueError(
                 f"calibration_fraction: received {self.calibration_fraction!r}; expected a number in (0, 1)"
@@ -225,18 +237,29 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                 f" ({MIN_TRAIN_ROWS} to train on and {MIN_CALIBRATION_ROWS} to calibrate the interval)"
             )
         columns = self.features.columns
-        self.estimator_ = self._make_estimator(columns).fit(X[:n_train], y[:n_train])
         self.conformal_ = LogConformal(self.coverage, self._offset)
-        self._fit_scale(X[:n_train], y[:n_train])
-        held_out = self.estimator_.predict(X[n_train:])
-        self.conformal_.fit(y[n_train:], held_out, self._scale(X[n_train:]))
+        # Rolling calibration: each block of the held-out slice is predicted by a model fitted on
+        # everything before it, so the pooled errors include how much the level moved from one
+        # period to the next (a single split only sees the last such move). The last fit serves.
+        blocks = np.array_split(np.arange(n_train, n), min(self.calibration_blocks, n_cal))
+        truths, predictions, scales = [], [], []
+        for block in blocks:
+            start = int(block[0])
+            self.estimator_ = self._make_estimator(columns).fit(X[:start], y[:start])
+            self._fit_scale(X[:start], y[:start])
+            truths.append(y[block])
+            predictions.append(self.estimator_.predict(X[block]))
+            scale = self._scale(X[block])
+            scales.append(np.ones(len(block)) if scale is None else scale)
+        self.conformal_.fit(np.concatenate(truths), np.concatenate(predictions), np.concatenate(scales))
+        n_fit = int(blocks[-1][0])
         self.feature_names_in_ = np.array(columns, dtype=object)
         self.n_features_in_ = len(columns)
         self.feature_range_ = np.vstack([X.min(axis=0), X.max(axis=0)])
-        self.n_train_, self.n_calibration_ = n_train, n_cal
+        self.n_train_, self.n_calibration_ = n_fit, n_cal
         self.runtime_ = flatten(self.estimator_)
         self.scale_runtime_ = None if self.scale_model_ is None else flatten(self.scale_model_)
-        self._fit_extra(X[:n_train], y[:n_train])
+        self._fit_extra(X[:n_fit], y[:n_fit])
         return self
 
     def _fit_extra(self, X: np.ndarray, y: np.ndarray) -> None:

@@ -46,6 +46,7 @@ def test_unfitted_prediction_raises_not_fitted(count_data):
         ({"coverage": 1.5}, "coverage: received 1.5"),
         ({"interval": "magic"}, "interval: received 'magic'"),
         ({"calibration_fraction": 0.0}, "calibration_fraction: received 0.0"),
+        ({"calibration_blocks": 0}, "calibration_blocks: received 0"),
     ],
 )
 def test_bad_parameters_are_named_at_fit(count_data, params, match):
@@ -90,7 +91,8 @@ def test_fit_returns_self_with_trailing_underscore_attributes(count_data, fitted
     X, _, _ = count_data
     assert fitted_count.n_features_in_ == X.shape[1]
     assert list(fitted_count.feature_names_in_) == list(X.columns)
-    assert fitted_count.n_train_ + fitted_count.n_calibration_ == len(X)
+    # three calibration blocks of 100 rows: the serving model learned from all but the last one
+    assert fitted_count.n_calibration_ == 300 and fitted_count.n_train_ == len(X) - 100
     assert fitted_count.feature_range_.shape == (2, X.shape[1])
 
 
