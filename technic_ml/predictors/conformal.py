@@ -59,7 +59,7 @@ class LogConformal:
                 f"calibration set: received {n} held-out predictions; expected at least {need} for a"
                 f" {self.coverage:.0%} interval"
             )
-        scores = np.abs(self._log(y_true) - self._log(y_pred)) / self._scale(scale, n)
+        scores = np.abs(self.transform(y_true) - self.transform(y_pred)) / self._scale(scale, n)
         self.quantile_ = float(np.sort(scores)[k - 1])
         self.n_calibration_ = n
         return self
@@ -75,12 +75,13 @@ class LogConformal:
             )
         return scale
 
-    def _log(self, y):
+    def transform(self, y):
+        """The scale residuals are measured on: ``log(y + offset)``."""
         return np.log(np.maximum(y, 0.0) + self.offset)
 
     def interval(self, y_pred, scale=None) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) around ``y_pred`` (real-valued; lower clipped at 0)."""
-        centre = self._log(np.asarray(y_pred, dtype=np.float64))
+        centre = self.transform(np.asarray(y_pred, dtype=np.float64))
         half = self.quantile_ * self._scale(scale, len(centre))
         lower = np.maximum(np.exp(centre - half) - self.offset, 0.0)
         upper = np.exp(centre + half) - self.offset

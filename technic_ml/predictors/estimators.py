@@ -274,7 +274,9 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         self.scale_model_ = None
         if self.interval != "adaptive":
             return
-        log_error = np.abs(self.conformal_._log(y) - self.conformal_._log(self.estimator_.predict(X)))
+        log_error = np.abs(
+            self.conformal_.transform(y) - self.conformal_.transform(self.estimator_.predict(X))
+        )
         self.scale_floor_ = float(max(np.quantile(log_error, 0.05), 1e-3))
         self.scale_model_ = HistGradientBoostingRegressor(
             loss="squared_error",

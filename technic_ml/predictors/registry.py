@@ -30,6 +30,7 @@ import getpass
 import hashlib
 import io
 import json
+import logging
 import os
 import platform
 import socket
@@ -43,6 +44,8 @@ import pyarrow.fs as pafs
 
 from technic_ml import __version__
 from technic_ml.errors import RegistryError
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.joblib"
@@ -226,9 +229,18 @@ class ModelRegistry:
             try:
                 manifest = json.loads(self._read(f"{info.path}/{MANIFEST_FILE}"))
                 size = self.fs.get_file_info(f"{info.path}/{MODEL_FILE}").size
-            except (OSError, ValueError):
+            except (OSError, ValueError) as exc:
+                # Locally a version appears whole or not at all, so this is damage: say so, don't list it.
+                log.warning("%s: skipping unreadable version %s (%s)", model, info.path, exc)
                 continue
             if size != manifest.get("model_bytes"):
+                log.warning(
+                    "%s: skipping incomplete version %s (%s bytes of %s)",
+                    model,
+                    info.path,
+                    size,
+                    manifest.get("model_bytes"),
+                )
                 continue
             out.append(ModelVersion(model, manifest["version"], manifest["created_at"], manifest))
         return sorted(out, key=lambda v: v.version)

@@ -142,17 +142,14 @@ def train_predictors(
             gates=gates,
             champion=champion_candidate(registry, target),
         )
-        chosen = next((c for c in candidates if c.name == report.chosen), None)
-        if chosen is None:
-            chosen = FALLBACK if not feature_set(FALLBACK.feature_set, target).needs_universe else None
-        predictor = None
-        if chosen is not None:
-            try:
-                predictor = chosen.build(target, coverage).fit(
-                    data.X(chosen.build(target, coverage).features), data.y(target), timestamps=data.timestamp
-                )
-            except ValueError as exc:
-                log.warning("%s: could not fit %s on all %d rows: %s", target, chosen.name, len(data), exc)
+        # Nothing validated (too few records): the seed-feature fallback, which needs no market data.
+        chosen = next((c for c in candidates if c.name == report.chosen), FALLBACK)
+        predictor = chosen.build(target, coverage)
+        try:
+            predictor.fit(data.X(predictor.features), data.y(target), timestamps=data.timestamp)
+        except ValueError as exc:
+            log.warning("%s: could not fit %s on all %d rows: %s", target, chosen.name, len(data), exc)
+            predictor = None
         trained = TrainedTarget(target, report, predictor, chosen)
         if predictor is not None:
             trained.manifest = _manifest(data, trained, gates, data_note)

@@ -30,7 +30,6 @@ from technic_ml.scanner import tech_ratings
 FEATURE_LAG = 1
 #: Rating points around the threshold counted as "near": symbols likely to cross it by the next close.
 NEAR_POINTS = 5.0
-STAT_NAMES = ("n_universe", "n_rated", "prev_count", "n_near")
 
 
 @dataclass(frozen=True)
@@ -70,9 +69,6 @@ class UniverseStats:
         exact = (bar_rows >= 0) & (self.panel.dates[np.maximum(bar_rows, 0)] == dates)
         rows = np.where(exact, bar_rows - FEATURE_LAG, -1)
         return np.where(rows >= 0, rows, -1)
-
-    def session_date(self, row: int):
-        return self.panel.dates[row].date()
 
     # -- statistics ------------------------------------------------------------------------------
 

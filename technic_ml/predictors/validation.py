@@ -342,13 +342,6 @@ def validate_target(
     return TargetReport(target, coverage, folds, results, chosen)
 
 
-def candidate_by_name(name: str, candidates=DEFAULT_CANDIDATES) -> Candidate:
-    for c in candidates:
-        if c.name == name:
-            return c
-    raise ValueError(f"candidate: received {name!r}; expected one of {[c.name for c in candidates]}")
-
-
 def markdown(report: TargetReport, gates: Gates) -> str:
     """The report as a markdown table (CLI, bench, and later the Prefect UI)."""
     mae_max, r2_min = gates.bars(report.target)

@@ -63,6 +63,16 @@ def test_incompatible_library_versions_are_refused(tmp_path, predictor):
         registry.load(MODEL, v)
 
 
+def test_a_damaged_version_is_not_listed_and_is_reported(tmp_path, predictor, caplog):
+    registry = ModelRegistry(tmp_path)
+    good = registry.publish(MODEL, predictor, _manifest(predictor)).version
+    bad = registry.publish(MODEL, predictor, _manifest(predictor)).version
+    (tmp_path / MODEL / "versions" / bad / "manifest.json").write_text("{not json")
+    with caplog.at_level("WARNING"):
+        assert [v.version for v in registry.versions(MODEL)] == [good]
+    assert "skipping unreadable version" in caplog.text and bad in caplog.text
+
+
 def test_compatibility_rules():
     here = library_versions()
     assert compatibility_problems(here, here) == []

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from technic_ml.contracts import ScanConfig
 from technic_ml.history import ScanHistoryStore
 from technic_ml.jobs import sample_scan_log
 from technic_ml.nyse import to_ny
@@ -58,9 +59,6 @@ def test_publish_promotes_passing_models_and_serving_uses_them(first_run, tmp_pa
     assert outcomes["count"].published and outcomes["count"].alias == "champion"
     assert registry.aliases("result-count")["champion"] == outcomes["count"].version
     predictors, conditions = open_predictors(registry, sample_market, to_ny("2018-12-28T11:00"))
-    config = first_run.dataset  # noqa: F841 - the dataset is not needed; a fresh config below
-    from technic_ml.contracts import ScanConfig
-
     result = predictors.predict(
         ScanConfig(max_symbols=150, min_tech_rating=50, min_dollar_vol=1e6, lookback_days=60), conditions
     )
@@ -116,7 +114,7 @@ def test_the_original_150_records_train_but_are_too_few_to_validate(tmp_path, sa
 
 
 def test_without_models_serving_says_so(tmp_path):
-    from technic_ml.contracts import MarketConditions, ScanConfig
+    from technic_ml.contracts import MarketConditions
 
     predictors = Predictors.from_registry(ModelRegistry(tmp_path))
     config = ScanConfig(max_symbols=80, min_tech_rating=50, min_dollar_vol=0, lookback_days=60)
