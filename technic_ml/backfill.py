@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ from technic_ml.market_data import open_market_data
 from technic_ml.market_data.base import MarketData
 from technic_ml.nyse import NY, calendar, sessions_between
 from technic_ml.panel import Panel
-from technic_ml.scanner import Scanner
+from technic_ml.scanner import SCANNER_VERSION, Scanner
 from technic_ml.settings import TechnicSettings
 
 PRESETS: dict[str, dict] = {
@@ -289,10 +290,39 @@ def backfill(
     return run_plan(plan, market, store, progress=progress)
 
 
-def _run_chunk(settings: TechnicSettings, chunk: list[PlannedScan]) -> BackfillSummary:
+def run_chunk(settings: TechnicSettings, chunk: list[PlannedScan]) -> BackfillSummary:
     """Worker entry point: a chunk opens its own market data and store (nothing shared in memory)."""
     store = ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
     return run_plan(chunk, open_market_data(settings), store)
+
+
+def plan_for_settings(
+    settings: TechnicSettings,
+    start: dt.date,
+    end: dt.date,
+    n_scans: int,
+    seed: int,
+    config_space: ConfigSpace | None = None,
+) -> list[PlannedScan]:
+    """:func:`plan_backfill` over the universe of the configured market data."""
+    universe = open_market_data(settings).universe()
+    return plan_backfill(start, end, n_scans, seed, universe, config_space)
+
+
+def data_version(settings: TechnicSettings) -> str:
+    """What a backfilled scan's result depends on besides its config: scanner and market data.
+
+    For a market-data directory, the size and modification time of its files stand in for their
+    content (hashing gigabytes per chunk would cost more than the scans it could skip).
+    """
+    parts = [f"scanner {SCANNER_VERSION}", settings.market_source]
+    if settings.market_source == "parquet" and settings.market_dir is not None:
+        for path in sorted(Path(settings.market_dir).glob("*.parquet")):
+            stat = path.stat()
+            parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    elif settings.market_source == "yfinance":
+        parts.append(str(settings.market_cache_path))
+    return "|".join(parts)
 
 
 def backfill_with_settings(
@@ -323,7 +353,7 @@ def backfill_with_settings(
     finished = 0
     context = multiprocessing.get_context("spawn")  # no inherited locks or threads from the parent
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_run_chunk, settings, part): len(part) for part in parts}
+        futures = {pool.submit(run_chunk, settings, part): len(part) for part in parts}
         if progress:
             progress(0, len(plan))
         for future in as_completed(futures):

@@ -1,4 +1,7 @@
-"""The ``technic-ml`` command: the main job, market snapshots and the scan-history store.
+"""The ``technic-ml`` command's library commands: market, scans, history, models, predictions.
+
+The orchestration commands (``run``, ``serve``, ``trigger``) are added by ``deployments.cli``, the
+console script's entry point, so that this package never imports Prefect.
 
 Thin by design: each command parses options into settings, calls one library function and renders
 its result. Errors technic-ml raises on purpose (TechnicError) print one readable line and exit 1;
@@ -58,10 +61,13 @@ def _main(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    # The level is the handler's too: a library logger set to INFO for the Prefect run logs
+    # (tasks/__init__.py) must not make the console chatty.
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=level,
         format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+        handlers=[RichHandler(console=err, show_path=False, show_time=False, level=level)],
         force=True,
     )
     _overrides.clear()
@@ -129,90 +135,6 @@ def _conditions_table(c) -> Table:
         style = "bold red" if key == "degraded" and value else None
         t.add_row(key, _fmt(value), style=style)
     return t
-
-
-# ---------------------------------------------------------------------------------------- run
-@app.command()
-@_handled
-def run(
-    as_of: Annotated[
-        str | None, typer.Option(help="Snapshot moment (default: end of a historical dataset, or now).")
-    ] = None,
-) -> None:
-    """The main job: snapshot the market and summarize scan history, then print where outputs are."""
-    from technic_ml.jobs import run_main_job
-
-    settings = _settings()
-    with _progress(in_bytes=False) as bar:
-        task = bar.add_task("backfilling scans", total=None)
-        report = run_main_job(
-            settings,
-            as_of=_parse_time(as_of),
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    if report.is_sample:
-        out.print(
-            "[bold yellow]Running on the EMBEDDED SAMPLE[/] (real S&P 500 / VIX backbone, synthetic stocks)."
-        )
-    out.print(
-        f"Market source: {report.market_source}; as of {report.as_of.isoformat()} ({report.as_of_reason})"
-    )
-    out.print(_conditions_table(report.conditions))
-    if report.backfill is not None:
-        out.print(str(report.backfill), markup=False, highlight=False, soft_wrap=True)
-    if report.published:
-        out.print(_predictors_table(report))
-        out.print(
-            "Prediction: technic-ml predict --max-symbols 100 --min-tech-rating 50;"
-            " registry: technic-ml models list",
-            markup=False,
-            highlight=False,
-        )
-    stats = Table(title="Scan history statistics", show_header=False)
-    for key, value in report.statistics.iloc[0].items() if len(report.statistics) else []:
-        stats.add_row(str(key), _fmt(value))
-    out.print(stats)
-    outputs = Table(title="Outputs", show_header=False)
-    outputs.add_column("output")
-    outputs.add_column("path", overflow="fold")
-    for name, path in report.outputs.items():
-        outputs.add_row(name, str(path))
-    out.print(outputs)
-
-
-def _predictors_table(report) -> Table:
-    gates = report.training.gates
-    table = Table(
-        title=f"Predictors (validated on {report.training.dataset.__len__()} scans, rolling-origin folds)"
-    )
-    for col in ("target", "model", "MAE", "R²", "coverage (min fold)", "gates", "registry"):
-        table.add_column(col, overflow="fold")
-    for target, outcome in report.published.items():
-        if target not in report.training.targets:
-            held = f"{outcome.alias}: {outcome.version}"
-            table.add_row(target, "-", "-", "-", "-", escape(outcome.reason), escape(held))
-            continue
-        target_report = report.training.targets[target].report
-        if target_report.too_few or target_report.chosen is None:
-            table.add_row(target, "-", "-", "-", "-", escape(str(target_report.too_few)), "not published")
-            continue
-        result = target_report.result(target_report.chosen)
-        mae_max, r2_min = gates.bars(target)
-        floor = target_report.coverage - gates.coverage_tolerance
-        min_cov = min(m["coverage"] for m in result.per_fold)
-        verdict = "pass" if result.passed else "FAIL: " + "; ".join(result.gate_failures)
-        registry = f"{outcome.alias}: {outcome.version}" if outcome.serving else "not published"
-        table.add_row(
-            target,
-            target_report.chosen,
-            f"{result.pooled['mae']:.4g} (< {mae_max:g})",
-            f"{result.pooled['r2']:.3f} (> {r2_min:g})",
-            f"{result.pooled['coverage']:.1%} ({min_cov:.1%} >= {floor:.0%})",
-            escape(verdict),
-            escape(registry),
-            style=None if outcome.serving else "bold red",
-        )
-    return table
 
 
 # ------------------------------------------------------------------------------------- market

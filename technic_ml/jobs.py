@@ -1,18 +1,17 @@
-"""The main job: what ``make run`` (``technic-ml run``) does until the Prefect pipeline exists.
+"""The steps of the main job and of the Prefect flows, as plain library functions.
 
-1. open the configured market data (the embedded sample by default: offline, no ../shared);
-2. snapshot market conditions and persist the snapshot;
-3. on a historical dataset (the sample, a market-data directory), backfill real scans: the reference
-   scanner runs ``backfill_scans`` planned scans (fixed seed) over the five years before the
-   snapshot, point in time, so a fresh machine builds a training history offline; re-runs skip the
-   scans already stored. A live source (yfinance) is not backfilled here: it would download years
-   of bars for the whole universe;
-4. train both predictors on the history (enriched features from the same market data), validate
-   them on rolling-origin folds, and publish those that pass their gates to the model registry;
-5. compute scan-history statistics and write them next to a JSON summary of the run.
+Every flow in ``flows/`` is a table of contents over these steps (each wrapped by one task in
+``tasks/``); nothing here knows about Prefect, so each step is tested on its own:
 
-Each step is a plain function over library objects, so the Prefect flow of a later issue can wrap
-the same calls as tasks.
+1. :func:`take_snapshot`: market conditions at a moment (the end of a historical dataset by
+   default, now for a live source), persisted to the snapshot store;
+2. :func:`main_backfill_plan`: the planned scans (fixed seed) over the five years before the
+   snapshot, point in time, so a fresh machine builds a training history offline; a live source
+   (yfinance) is not backfilled: it would download years of bars for the whole universe;
+3. :func:`technic_ml.backfill.run_chunk` runs a chunk of that plan (re-runs skip stored scans);
+4. :func:`training_data`, then the predictors' ``validate_predictor`` / ``train_predictor`` /
+   ``publish_predictor`` (:mod:`technic_ml.predictors.training`);
+5. :func:`write_reports`: scan-history statistics and the JSON summary of a run.
 """
 
 from __future__ import annotations
@@ -20,14 +19,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from technic_ml.backfill import BackfillSummary, plan_backfill, run_plan
+from technic_ml.backfill import BackfillSummary, PlannedScan, plan_backfill
 from technic_ml.contracts import MarketConditions
 from technic_ml.history import ScanHistoryStore
 from technic_ml.market_conditions import snapshot_market
@@ -45,22 +44,16 @@ BACKFILL_SEED = 0
 STATS_GROUPS = ("max_symbols", "min_tech_rating", "lookback_days", "sectors")
 
 
-@dataclass
-class MainJobReport:
-    settings: TechnicSettings
-    market_source: str
-    is_sample: bool
+@dataclass(frozen=True)
+class Snapshot:
+    """A persisted market snapshot and the moment it was taken for."""
+
+    conditions: MarketConditions
+    path: Path
     as_of: dt.datetime
     as_of_reason: str
-    conditions: MarketConditions
-    snapshot_file: Path
-    history_dir: Path
-    backfill: BackfillSummary | None
-    training: Any | None
-    published: dict[str, Any]
-    statistics: pd.DataFrame
-    statistics_by_group: dict[str, pd.DataFrame] = field(default_factory=dict)
-    outputs: dict[str, Path] = field(default_factory=dict)
+    market_source: str
+    is_sample: bool
 
 
 def default_as_of(market: MarketData) -> tuple[dt.datetime, str]:
@@ -83,133 +76,88 @@ def sample_scan_log() -> Path:
     return Path(str(resources.files("technic_ml").joinpath("sample/scan_history_sample.jsonl")))
 
 
-def run_main_job(
-    settings: TechnicSettings,
-    *,
-    as_of: AsOf | None = None,
-    backfill_scans: int = BACKFILL_SCANS,
-    train: bool = True,
-    progress=None,
-) -> MainJobReport:
+def history_store(settings: TechnicSettings) -> ScanHistoryStore:
+    return ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
+
+
+def take_snapshot(settings: TechnicSettings, as_of: AsOf | None = None) -> Snapshot:
+    """Snapshot market conditions from the configured source and persist the snapshot.
+
+    A failed refresh that the source could serve from its cache comes back ``degraded`` with the
+    reasons; with nothing to serve, the source's :class:`~technic_ml.errors.MarketDataError` is raised.
+    """
     market = open_market_data(settings)
     if as_of is None:
         when, reason = default_as_of(market)
     else:
         when, reason = to_ny(as_of), "given"
-
     conditions = snapshot_market(market, when)
-    snapshot_file = SnapshotStore(settings.snapshot_path).save(conditions)
+    path = SnapshotStore(settings.snapshot_path).save(conditions)
+    return Snapshot(conditions, path, when, reason, market.source, market.is_sample)
 
-    store = ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
-    backfilled = None
-    if settings.market_source != "yfinance" and backfill_scans > 0:
-        end = conditions.spy_bar_date or when.date()
-        start = end - dt.timedelta(days=365 * BACKFILL_YEARS)
-        plan = plan_backfill(start, end, backfill_scans, BACKFILL_SEED, market.universe())
-        backfilled = run_plan(plan, market, store, progress=progress)
 
-    training, published = None, {}
-    if train and store.count() == 0:
-        log.warning("no scan history to train the predictors on (backfill or import scans first)")
-    elif train:
-        from technic_ml.predictors.features import TARGETS
-        from technic_ml.predictors.registry import ModelRegistry
-        from technic_ml.predictors.training import (
-            PublishOutcome,
-            current_champions,
-            load_training_data,
-            publish_predictors,
-            train_predictors,
-        )
+def main_backfill_plan(
+    settings: TechnicSettings,
+    snapshot: Snapshot,
+    n_scans: int = BACKFILL_SCANS,
+    seed: int = BACKFILL_SEED,
+    years: int = BACKFILL_YEARS,
+) -> list[PlannedScan]:
+    """The main job's training history: ``n_scans`` scans over the ``years`` before the snapshot.
 
-        registry = ModelRegistry(settings.model_registry_path)
-        data, note = load_training_data(store, market)
-        current = current_champions(registry, data)
-        todo = tuple(t for t in TARGETS if t not in current)
-        training = train_predictors(data, registry=registry, data_note=note, targets=todo)
-        published = publish_predictors(registry, training)
-        for target, version in current.items():
-            published[target] = PublishOutcome(
-                target,
-                False,
-                version,
-                "champion",
-                "unchanged: the history has not changed since it was trained",
-            )
-        for outcome in published.values():
-            if not outcome.serving:
-                log.warning("%s predictor not published: %s", outcome.target, outcome.reason)
+    Empty for a live source or ``n_scans == 0`` (see the module docstring).
+    """
+    if settings.market_source == "yfinance" or n_scans <= 0:
+        return []
+    end = snapshot.conditions.spy_bar_date or snapshot.as_of.date()
+    start = end - dt.timedelta(days=365 * years)
+    return plan_backfill(start, end, n_scans, seed, open_market_data(settings).universe())
 
+
+def training_data(settings: TechnicSettings):
+    """(dataset, note): the scan history joined with point-in-time features from the market data."""
+    from technic_ml.predictors.training import load_training_data
+
+    return load_training_data(history_store(settings), open_market_data(settings))
+
+
+def write_reports(settings: TechnicSettings, summary: dict[str, Any]) -> dict[str, Path]:
+    """Scan-history statistics (overall and by config) and ``summary`` as ``reports/last-run.json``."""
+    store = history_store(settings)
     stats = store.statistics()
-    by_group = {name: store.statistics(by=[name]) for name in STATS_GROUPS} if store.count() else {}
-
     reports = settings.data_root / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    stats_file = reports / "history-statistics.csv"
-    grouped_file = reports / "history-statistics-by-config.csv"
-    stats.to_csv(stats_file, index=False)
-    if by_group:
-        pd.concat(
-            [frame.assign(group_by=name) for name, frame in by_group.items()], ignore_index=True
-        ).to_csv(grouped_file, index=False)
-    summary_file = reports / "last-run.json"
-    report = MainJobReport(
-        settings=settings,
-        market_source=market.source,
-        is_sample=market.is_sample,
-        as_of=when,
-        as_of_reason=reason,
-        conditions=conditions,
-        snapshot_file=snapshot_file,
-        history_dir=settings.history_path,
-        backfill=backfilled,
-        training=training,
-        published=published,
-        statistics=stats,
-        statistics_by_group=by_group,
-        outputs={
-            "snapshot": snapshot_file,
-            "history": settings.history_path,
-            "statistics": stats_file,
-            "summary": summary_file,
-            "models": settings.model_registry_path,
-        },
-    )
-    if by_group:
-        report.outputs["statistics_by_config"] = grouped_file
-    summary_file.write_text(json.dumps(_summary(report), indent=2, default=str) + "\n")
-    return report
-
-
-def _summary(report: MainJobReport) -> dict:
-    return {
+    outputs = {"statistics": reports / "history-statistics.csv", "summary": reports / "last-run.json"}
+    stats.to_csv(outputs["statistics"], index=False)
+    if store.count():
+        by_group = [store.statistics(by=[name]).assign(group_by=name) for name in STATS_GROUPS]
+        outputs["statistics_by_config"] = reports / "history-statistics-by-config.csv"
+        pd.concat(by_group, ignore_index=True).to_csv(outputs["statistics_by_config"], index=False)
+    document = {
         "ran_at": now_ny().isoformat(),
-        "market_source": report.market_source,
-        "sample_data": report.is_sample,
-        "as_of": report.as_of.isoformat(),
-        "as_of_reason": report.as_of_reason,
-        "market_conditions": report.conditions.model_dump(mode="json"),
-        "history_records": int(report.statistics["count"].sum()) if len(report.statistics) else 0,
-        "backfill": None if report.backfill is None else _backfill_dict(report.backfill),
-        "predictors": {
-            target: {
-                "version": o.version,
-                "alias": o.alias,
-                "published": o.published,
-                "reason": o.reason,
-                "validation": (
-                    _validation_dict(report.training.targets[target].report, o)
-                    if target in report.training.targets
-                    else None
-                ),
-            }
-            for target, o in report.published.items()
-        },
-        "outputs": {k: str(v) for k, v in report.outputs.items()},
+        **summary,
+        "history_records": store.count(),
+        "statistics": stats.iloc[0].to_dict() if len(stats) else {},
+        "outputs": {k: str(v) for k, v in {**summary.get("outputs", {}), **outputs}.items()},
+    }
+    outputs["summary"].write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return outputs
+
+
+def snapshot_dict(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "market_source": snapshot.market_source,
+        "sample_data": snapshot.is_sample,
+        "as_of": snapshot.as_of.isoformat(),
+        "as_of_reason": snapshot.as_of_reason,
+        "market_conditions": snapshot.conditions.model_dump(mode="json"),
+        "snapshot_file": str(snapshot.path),
     }
 
 
-def _backfill_dict(summary: BackfillSummary) -> dict:
+def backfill_dict(summary: BackfillSummary | None) -> dict | None:
+    if summary is None:
+        return None
     return {
         "planned": summary.planned,
         "already_stored": summary.skipped_existing,
@@ -221,12 +169,24 @@ def _backfill_dict(summary: BackfillSummary) -> dict:
     }
 
 
-def _validation_dict(target_report, outcome) -> dict:
+def predictor_dict(trained, outcome) -> dict:
+    """What the run summary says of one target: the registry outcome and its validation figures."""
+    out = {
+        "version": outcome.version,
+        "alias": outcome.alias,
+        "published": outcome.published,
+        "reason": outcome.reason,
+        "validation": None,
+    }
+    if trained is None:
+        return out
+    target_report = trained.report
     if target_report.too_few or target_report.chosen is None:
-        return {"too_few": target_report.too_few}
+        out["validation"] = {"too_few": target_report.too_few}
+        return out
     result = target_report.result(target_report.chosen)
     pooled = result.pooled
-    return {
+    out["validation"] = {
         "chosen": target_report.chosen,
         "folds": [f.label for f in target_report.folds],
         "mae": pooled["mae"],
@@ -236,3 +196,32 @@ def _validation_dict(target_report, outcome) -> dict:
         "stated_coverage": target_report.coverage,
         "gate_failures": result.gate_failures,
     }
+    return out
+
+
+def registry_summary(registry) -> dict[str, dict]:
+    """Per target: the champion and challenger now, with the champion's validation on the future."""
+    from technic_ml.predictors.registry import MODEL_NAMES
+
+    out = {}
+    for target, model in MODEL_NAMES.items():
+        aliases = registry.aliases(model)
+        entry: dict[str, Any] = {"champion": aliases.get("champion"), "challenger": aliases.get("challenger")}
+        if entry["champion"]:
+            manifest = registry.manifest(model, entry["champion"])
+            validation = manifest.get("validation") or {}
+            pooled = validation.get("pooled") or {}
+            per_fold = validation.get("per_fold") or []
+            entry.update(
+                chosen=validation.get("chosen"),
+                mae=pooled.get("mae"),
+                r2=pooled.get("r2"),
+                coverage=pooled.get("coverage"),
+                min_fold_coverage=min((f["coverage"] for f in per_fold), default=None),
+                stated_coverage=manifest.get("coverage"),
+                folds=validation.get("folds"),
+                gates=validation.get("gates"),
+                training_window=manifest.get("training_window"),
+            )
+        out[target] = entry
+    return out

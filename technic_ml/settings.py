@@ -48,6 +48,12 @@ class TechnicSettings(BaseSettings):
     history_dir: Path | None = Field(default=None, description="Defaults to <data_root>/history.")
     snapshot_dir: Path | None = Field(default=None, description="Defaults to <data_root>/snapshots.")
     model_registry_dir: Path | None = Field(default=None, description="Defaults to <data_root>/models.")
+    inbox_dir: Path | None = Field(
+        default=None, description="Scanner logs (JSONL) to import; defaults to <data_root>/inbox."
+    )
+    processed_dir: Path | None = Field(
+        default=None, description="Where imported logs are moved; defaults to <data_root>/inbox-processed."
+    )
 
     @field_validator(
         "data_root",
@@ -57,6 +63,8 @@ class TechnicSettings(BaseSettings):
         "history_dir",
         "snapshot_dir",
         "model_registry_dir",
+        "inbox_dir",
+        "processed_dir",
     )
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
@@ -93,3 +101,11 @@ class TechnicSettings(BaseSettings):
     @property
     def model_registry_path(self) -> Path:
         return self.model_registry_dir or self.data_root / "models"
+
+    @property
+    def inbox_path(self) -> Path:
+        return self.inbox_dir or self.data_root / "inbox"
+
+    @property
+    def processed_path(self) -> Path:
+        return self.processed_dir or self.data_root / "inbox-processed"

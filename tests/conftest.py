@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import tempfile
@@ -61,3 +62,20 @@ def _no_network(monkeypatch):
         return real_connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def history_template(tmp_path_factory):
+    """1,200 backfilled sample scans 2014-2018, built once (a few seconds); copy it, never write it."""
+    from technic_ml.backfill import plan_backfill, run_plan
+    from technic_ml.history import ScanHistoryStore
+    from technic_ml.market_data import open_market_data
+    from technic_ml.settings import TechnicSettings
+
+    root = tmp_path_factory.mktemp("flow-history")
+    market = open_market_data(TechnicSettings(data_root=root))
+    store = ScanHistoryStore(root / "history")
+    run_plan(
+        plan_backfill(dt.date(2014, 1, 1), dt.date(2018, 12, 31), 1200, 5, market.universe()), market, store
+    )
+    return root / "history"

@@ -1,9 +1,11 @@
 import datetime as dt
+import json
 
 import pytest
 
+from technic_ml.backfill import run_chunk
 from technic_ml.history import ScanHistoryStore
-from technic_ml.jobs import default_as_of, run_main_job, sample_scan_log
+from technic_ml.jobs import default_as_of, main_backfill_plan, sample_scan_log, take_snapshot, write_reports
 from technic_ml.market_data import ParquetMarketData
 from technic_ml.nyse import NY
 from technic_ml.settings import TechnicSettings
@@ -21,15 +23,26 @@ def test_default_as_of_is_the_last_close_of_a_historical_dataset(shared_market_d
 
 
 @pytest.mark.slow
-def test_main_job_on_real_data_backfills_point_in_time(shared_market_dir, tmp_path):
+def test_main_job_steps_on_real_data_are_point_in_time(shared_market_dir, tmp_path):
     settings = TechnicSettings(data_root=tmp_path, market_source="parquet", market_dir=shared_market_dir)
-    report = run_main_job(settings, as_of="2008-10-10T17:00", backfill_scans=50)
-    assert report.is_sample is False
-    assert report.backfill.added == 50
-    assert report.backfill.data_source.startswith("parquet:")
-    assert report.conditions.spy_trend == "bearish"
-    assert report.snapshot_file.exists() and tmp_path in report.snapshot_file.parents
-    assert report.statistics["count"].tolist() == [50]
+    snapshot = take_snapshot(settings, "2008-10-10T17:00")
+    assert snapshot.is_sample is False and snapshot.market_source.startswith("parquet:")
+    assert snapshot.conditions.spy_trend == "bearish"
+    assert snapshot.path.exists() and tmp_path in snapshot.path.parents
+    plan = main_backfill_plan(settings, snapshot, 50)
+    assert len(plan) == 50 and max(p.as_of for p in plan).date() <= dt.date(2008, 10, 10)
+    summary = run_chunk(settings, plan)
+    assert summary.added == 50 and summary.data_source.startswith("parquet:")
     records = ScanHistoryStore(settings.history_path).recent(50)
     assert all(r.provenance.source == "backfill" for r in records)
     assert max(r.provenance.bar_date for r in records) <= dt.date(2008, 10, 10)
+    outputs = write_reports(settings, {"note": "test"})
+    document = json.loads(outputs["summary"].read_text())
+    assert document["history_records"] == 50 and document["note"] == "test"
+    assert document["statistics"]["count"] == 50
+
+
+def test_a_live_source_is_not_backfilled(tmp_path):
+    settings = TechnicSettings(data_root=tmp_path, market_source="yfinance")
+    snapshot = type("S", (), {"conditions": None, "as_of": None})()
+    assert main_backfill_plan(settings, snapshot, 100) == []

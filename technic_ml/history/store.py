@@ -535,6 +535,17 @@ class ScanHistoryStore:
         with self._reading() as layout:
             return set(self._stored(layout, ids))
 
+    def identity(self) -> str:
+        """This store's identity: its root and the moment it was created (made now if missing).
+
+        A store wiped and created again gets a new identity, so work cached against the old one
+        (a backfill chunk, ``tasks/backfill.py``) runs again instead of trusting the cache.
+        """
+        with self._writing():
+            pass
+        manifest = json.loads((self.root / MANIFEST).read_text())
+        return f"{self.root}@{manifest.get('created_at')}"
+
     def count(self) -> int:
         """Number of stored records (from parquet footers; no data is read)."""
         with self._reading() as layout:

@@ -11,5 +11,7 @@ Modules, one idea each:
 * ``metrics`` / ``validation``: rolling-origin backtests, baselines, gates, model selection.
 * ``registry``: versioned, hash-verified models with champion/challenger aliases.
 * ``training``: the train -> validate -> publish steps the CLI and the flows call.
+* ``reporting``: what the Prefect UI shows of a run: validation figures, feature importances,
+  registry tables and the publish decision (content only; ``tasks/artifacts.py`` publishes it).
 * ``serving``: champions loaded from the registry answering "how many, how long" for a config.
 """

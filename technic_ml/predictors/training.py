@@ -111,6 +111,65 @@ def champion_candidate(registry: ModelRegistry | None, target: str) -> Candidate
     return Candidate(base.get("model", "hgb"), base.get("feature_set", "seed"), params)
 
 
+def fold_list(data: Dataset, folds: FoldPlan | None = None) -> list:
+    """The rolling-origin folds of ``data`` under ``folds`` (the default plan when None)."""
+    plan = folds or FoldPlan()
+    return rolling_origin_folds(
+        data.timestamp,
+        n_folds=plan.n_folds,
+        test_start=plan.test_start,
+        test_end=plan.test_end,
+        test_share=plan.test_share,
+    )
+
+
+def validate_predictor(
+    data: Dataset,
+    target: str,
+    *,
+    candidates=DEFAULT_CANDIDATES,
+    gates: Gates | None = None,
+    coverage: float = 0.9,
+    folds: FoldPlan | None = None,
+    registry: ModelRegistry | None = None,
+) -> TargetReport:
+    """Backtest every candidate (and the champion's spec) on rolling-origin folds; pick the winner."""
+    return validate_target(
+        data,
+        target,
+        candidates=candidates,
+        folds=fold_list(data, folds),
+        coverage=coverage,
+        gates=gates or Gates(),
+        champion=champion_candidate(registry, target),
+    )
+
+
+def train_predictor(
+    data: Dataset,
+    report: TargetReport,
+    *,
+    candidates=DEFAULT_CANDIDATES,
+    gates: Gates | None = None,
+    data_note: str = "",
+) -> TrainedTarget:
+    """Refit the candidate validation chose on all rows (the seed-feature fallback when none was)."""
+    gates = gates or Gates()
+    target = report.target
+    # Nothing validated (too few records): the seed-feature fallback, which needs no market data.
+    chosen = next((c for c in candidates if c.name == report.chosen), FALLBACK)
+    predictor = chosen.build(target, report.coverage)
+    try:
+        predictor.fit(data.X(predictor.features), data.y(target), timestamps=data.timestamp)
+    except ValueError as exc:
+        log.warning("%s: could not fit %s on all %d rows: %s", target, chosen.name, len(data), exc)
+        predictor = None
+    trained = TrainedTarget(target, report, predictor, chosen)
+    if predictor is not None:
+        trained.manifest = _manifest(data, trained, gates, data_note)
+    return trained
+
+
 def train_predictors(
     data: Dataset,
     *,
@@ -122,38 +181,20 @@ def train_predictors(
     data_note: str = "",
     targets: tuple[str, ...] = TARGETS,
 ) -> TrainingRun:
+    """Validate then train each target in this process (the CLI's path; the flow calls the steps)."""
     gates = gates or Gates()
-    plan = folds or FoldPlan()
-    fold_list = rolling_origin_folds(
-        data.timestamp,
-        n_folds=plan.n_folds,
-        test_start=plan.test_start,
-        test_end=plan.test_end,
-        test_share=plan.test_share,
-    )
     out: dict[str, TrainedTarget] = {}
     for target in targets:
-        report = validate_target(
+        report = validate_predictor(
             data,
             target,
             candidates=candidates,
-            folds=fold_list,
-            coverage=coverage,
             gates=gates,
-            champion=champion_candidate(registry, target),
+            coverage=coverage,
+            folds=folds,
+            registry=registry,
         )
-        # Nothing validated (too few records): the seed-feature fallback, which needs no market data.
-        chosen = next((c for c in candidates if c.name == report.chosen), FALLBACK)
-        predictor = chosen.build(target, coverage)
-        try:
-            predictor.fit(data.X(predictor.features), data.y(target), timestamps=data.timestamp)
-        except ValueError as exc:
-            log.warning("%s: could not fit %s on all %d rows: %s", target, chosen.name, len(data), exc)
-            predictor = None
-        trained = TrainedTarget(target, report, predictor, chosen)
-        if predictor is not None:
-            trained.manifest = _manifest(data, trained, gates, data_note)
-        out[target] = trained
+        out[target] = train_predictor(data, report, candidates=candidates, gates=gates, data_note=data_note)
     return TrainingRun(data, gates, out, data_note)
 
 
@@ -222,45 +263,33 @@ class PublishOutcome:
         return self.alias is not None
 
 
+def publish_predictor(registry: ModelRegistry, trained: TrainedTarget) -> PublishOutcome:
+    """Publish one target if it passed validation; never touch an alias for one that did not."""
+    target, report = trained.target, trained.report
+    model = MODEL_NAMES[target]
+    if report.too_few:
+        return PublishOutcome(target, False, None, None, f"too few records to validate: {report.too_few}")
+    result = report.result(report.chosen) if report.chosen else None
+    if result is None or not result.passed or trained.predictor is None:
+        why = "; ".join(result.gate_failures) if result is not None else "no candidate could be evaluated"
+        return PublishOutcome(target, False, None, None, f"{report.chosen}: gates failed: {why}")
+    champion = registry.aliases(model).get("champion")
+    if champion is not None:
+        held = registry.manifest(model, champion)
+        same = ("training_data_sha256", "params", "features")
+        if all(held.get(k) == trained.manifest.get(k) for k in same):
+            # A re-run on the same history: the champion is this very model; publish nothing new.
+            return PublishOutcome(
+                target, False, champion, "champion", "unchanged: the champion was trained on the same data"
+            )
+    version = registry.publish(model, trained.predictor, trained.manifest).version
+    if result.vs_champion:
+        registry.set_challenger(model, version, f"passed its gates but {result.vs_champion}")
+        return PublishOutcome(target, True, version, "challenger", result.vs_champion)
+    registry.promote(model, version, f"{report.chosen} passed validation on {len(report.folds)} folds")
+    return PublishOutcome(target, True, version, "champion", "passed its gates")
+
+
 def publish_predictors(registry: ModelRegistry, run: TrainingRun) -> dict[str, PublishOutcome]:
     """Publish what passed validation; never touch an alias for what did not."""
-    outcomes = {}
-    for target, trained in run.targets.items():
-        report = trained.report
-        model = MODEL_NAMES[target]
-        if report.too_few:
-            outcomes[target] = PublishOutcome(
-                target, False, None, None, f"too few records to validate: {report.too_few}"
-            )
-            continue
-        result = report.result(report.chosen) if report.chosen else None
-        if result is None or not result.passed or trained.predictor is None:
-            why = "; ".join(result.gate_failures) if result is not None else "no candidate could be evaluated"
-            outcomes[target] = PublishOutcome(
-                target, False, None, None, f"{report.chosen}: gates failed: {why}"
-            )
-            continue
-        champion = registry.aliases(model).get("champion")
-        if champion is not None:
-            held = registry.manifest(model, champion)
-            same = ("training_data_sha256", "params", "features")
-            if all(held.get(k) == trained.manifest.get(k) for k in same):
-                # A re-run on the same history: the champion is this very model; publish nothing new.
-                outcomes[target] = PublishOutcome(
-                    target,
-                    False,
-                    champion,
-                    "champion",
-                    "unchanged: the champion was trained on the same data",
-                )
-                continue
-        version = registry.publish(model, trained.predictor, trained.manifest).version
-        if result.vs_champion:
-            registry.set_challenger(model, version, f"passed its gates but {result.vs_champion}")
-            outcomes[target] = PublishOutcome(target, True, version, "challenger", result.vs_champion)
-        else:
-            registry.promote(
-                model, version, f"{report.chosen} passed validation on {len(report.folds)} folds"
-            )
-            outcomes[target] = PublishOutcome(target, True, version, "champion", "passed its gates")
-    return outcomes
+    return {target: publish_predictor(registry, trained) for target, trained in run.targets.items()}

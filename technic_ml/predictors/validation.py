@@ -34,6 +34,8 @@ from technic_ml.predictors.features import Dataset, feature_set
 from technic_ml.predictors.metrics import brier, regression_report
 
 TRAIN_METRIC_ROWS = 20_000  # in-sample error for the leakage guard is estimated on at most this many rows
+#: The columns of ``ModelResult.predictions``.
+PREDICTION_COLUMNS = ("fold", "y", "point", "lower", "upper")
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,10 @@ class ModelResult:
     gate_failures: list[str] = field(default_factory=list)
     #: Why it is worse than the champion on the same folds (None: no champion, or no worse).
     vs_champion: str | None = None
+    #: Every holdout row of every fold, columns ``PREDICTION_COLUMNS`` (fold index, actual, point,
+    #: lower, upper; NaN bounds without an interval), for the figures of :mod:`.reporting`. Kept in
+    #: memory only: manifests and ``frame()`` use ``per_fold`` and ``pooled``. Not compared (arrays).
+    predictions: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -220,7 +226,10 @@ def backtest(
     extra = {}
     if briers:
         extra["brier_empty"] = float(sum(b * n for b, n in briers) / sum(n for _, n in briers))
-    return ModelResult(candidate.name, "candidate", per_fold, _pooled(np.vstack(stacks), target, extra))
+    stacked = np.vstack(stacks)
+    return ModelResult(
+        candidate.name, "candidate", per_fold, _pooled(stacked, target, extra), predictions=stacked
+    )
 
 
 def baseline_mean(data: Dataset, folds: list[Fold], target: str, coverage: float) -> ModelResult:
@@ -242,7 +251,10 @@ def baseline_mean(data: Dataset, folds: list[Fold], target: str, coverage: float
         extra["brier_empty"] = float(
             np.average([m["brier_empty"] for m in per_fold], weights=[m["n"] for m in per_fold])
         )
-    return ModelResult("training mean", "baseline", per_fold, _pooled(np.vstack(stacks), target, extra))
+    stacked = np.vstack(stacks)
+    return ModelResult(
+        "training mean", "baseline", per_fold, _pooled(stacked, target, extra), predictions=stacked
+    )
 
 
 def baseline_heuristic(data: Dataset, folds: list[Fold]) -> ModelResult:
@@ -255,7 +267,10 @@ def baseline_heuristic(data: Dataset, folds: list[Fold]) -> ModelResult:
         per_fold.append(regression_report(y_test, point, count=False))
         nan = np.full(len(y_test), np.nan)
         stacks.append(np.column_stack([np.full(len(y_test), fold.index), y_test, point, nan, nan]))
-    return ModelResult("seed heuristic", "baseline", per_fold, _pooled(np.vstack(stacks), "duration"))
+    stacked = np.vstack(stacks)
+    return ModelResult(
+        "seed heuristic", "baseline", per_fold, _pooled(stacked, "duration"), predictions=stacked
+    )
 
 
 def gate_failures(result: ModelResult, target: str, coverage: float, gates: Gates) -> list[str]:
@@ -326,7 +341,9 @@ def validate_target(
         same = [r for c, r in zip(usable, results, strict=False) if c == champion]
         # A champion with the same spec as a candidate gives the same numbers (fixed random_state).
         champion_result = (
-            ModelResult(same[0].name, same[0].kind, same[0].per_fold, same[0].pooled)
+            ModelResult(
+                same[0].name, same[0].kind, same[0].per_fold, same[0].pooled, predictions=same[0].predictions
+            )
             if same
             else backtest(champion, data, folds, target, coverage)
         )

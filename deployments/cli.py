@@ -1,0 +1,151 @@
+"""The ``technic-ml`` console script: the library's commands plus the orchestration ones.
+
+``run`` is the main job (the ``main-job`` flow: ephemeral Prefect unless ``PREFECT_API_URL`` is
+set), ``serve`` serves every deployment, ``trigger`` starts a deployment's run ad hoc on a server.
+They live here, not in ``technic_ml.cli``, because the library never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from technic_ml.cli import _handled, _settings, app, err, out
+
+FLOWS = ("market-snapshot", "collect-history", "backfill-history", "train-predictors")
+
+
+def _ui_hint() -> str:
+    api = os.environ.get("PREFECT_API_URL")
+    if api:
+        return f"Prefect UI: {api.removesuffix('/api')}/runs"
+    return (
+        "Ran on an ephemeral Prefect server (gone now). To watch runs in the UI: make server"
+        " (http://127.0.0.1:4200), then PREFECT_API_URL=http://127.0.0.1:4200/api make run"
+    )
+
+
+@app.command()
+@_handled
+def run(
+    as_of: Annotated[
+        str | None, typer.Option(help="Snapshot moment (default: end of a historical dataset, or now).")
+    ] = None,
+    scans: Annotated[int, typer.Option(min=0, help="Scans to backfill before training.")] = 3000,
+) -> None:
+    """The main job: snapshot, backfill, train, validate and publish (the main-job flow)."""
+    settings = _settings()
+    os.environ["TECHNIC_DATA_ROOT"] = str(settings.data_root)  # the flows read settings from the env
+    from flows.main_job import main_job
+
+    summary = main_job(n_scans=scans, as_of=as_of)
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    if summary["sample_data"]:
+        out.print(
+            "[bold yellow]Running on the EMBEDDED SAMPLE[/] (real S&P 500 / VIX backbone, synthetic stocks)."
+        )
+    c = summary["market_conditions"]
+    out.print(
+        f"Market {summary['market_source']} as of {summary['as_of']} ({escape(summary['as_of_reason'])}):"
+        f" SPY {c['spy_trend']}, 20-day {c['spy_return_20d']:+.2%}, VIX {c['vix_level']}"
+        + (" [bold red]DEGRADED[/]" if c["degraded"] else ""),
+        highlight=False,
+    )
+    b = summary.get("backfill")
+    if b:
+        out.print(
+            f"Backfill: {b['planned']} planned, {b['already_stored']} already stored, {b['ran']} ran,"
+            f" {b['added']} added in {b['seconds']:.1f} s; history holds {summary['history_records']} scans",
+            highlight=False,
+        )
+    table = Table(title="Predictors (validated on rolling-origin folds: train on the past, test on the next)")
+    for col in ("target", "champion", "model", "MAE (gate)", "R² (gate)", "coverage, worst fold (floor)"):
+        table.add_column(col, overflow="fold")
+    for target, p in summary["predictors"].items():
+        if not p.get("champion"):
+            table.add_row(target, "[bold red]none[/]", "-", "-", "-", "-")
+            continue
+        gates = p.get("gates") or {}
+        floor = (p.get("stated_coverage") or 0) - gates.get("coverage_tolerance", 0)
+        table.add_row(
+            target,
+            escape(p["champion"]),
+            escape(str(p.get("chosen"))),
+            f"{p['mae']:.4g} (< {gates.get(f'{target}_mae_max')})",
+            f"{p['r2']:.3f} (> {gates.get(f'{target}_r2_min')})",
+            f"{p['min_fold_coverage']:.1%} (>= {floor:.0%} of {p['stated_coverage']:.0%})",
+        )
+    out.print(table)
+    t = summary["train_predictors"]
+    if t["state"] != "Completed":
+        err.print(f"[bold red]train-predictors {t['state']}:[/] {escape(t['message'])}", soft_wrap=True)
+        if not summary["predictors"]["duration"].get("champion"):
+            err.print("duration predictions fall back to the flagged heuristic (max_symbols x 0.1 s)")
+    outputs = Table(title="Outputs", show_header=False)
+    outputs.add_column("output")
+    outputs.add_column("path", overflow="fold")
+    for name, path in summary["outputs"].items():
+        outputs.add_row(name, escape(str(path)))
+    out.print(outputs)
+    out.print(
+        "Next: technic-ml predict --max-symbols 100 --min-tech-rating 50 | technic-ml models list",
+        markup=False,
+        highlight=False,
+    )
+    out.print(_ui_hint(), markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def serve() -> None:
+    """Serve every deployment with its schedule (needs a server: make server)."""
+    from deployments.serve import main
+
+    main()
+
+
+@app.command()
+@_handled
+def trigger(
+    flow: Annotated[str, typer.Argument(help=f"One of: {', '.join(FLOWS)}.")],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="key=value (value as JSON when it parses).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for the run to finish and exit 1 unless Completed.")
+    ] = False,
+) -> None:
+    """Start a deployment's run ad hoc: the same as prefect deployment run '<flow>/<flow>'."""
+    if flow not in FLOWS:
+        raise ValueError(f"flow: received {flow!r}; expected one of {', '.join(FLOWS)}")
+    parameters = {}
+    for item in param or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param: received {item!r}; expected key=value")
+        try:
+            parameters[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            parameters[key] = raw
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(f"{flow}/{flow}", parameters=parameters, timeout=None if wait else 0)
+    state = run.state.name if run.state else "Scheduled"
+    out.print(f"{flow}: flow run {run.name} ({run.id}) {state}", highlight=False)
+    if wait and not (run.state and run.state.is_completed()):
+        raise typer.Exit(1)
+
+
+def main() -> None:  # the console script
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""backfill-history: run the reference scanner over past days, chunks fanned out with ``.map``.
+
+The task runner is configurable: threads by default (:func:`task_runner`), or Dask through the
+optional ``dask`` extra (``pip install 'technic-ml[dask]'``) for a cluster, e.g.
+``backfill_history.with_options(task_runner=task_runner("dask", address="tcp://..."))``.
+Chunks are independent (each opens its own market data and writes under the store's lock) and
+cached on their inputs and the data version, so a re-run skips finished chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field, model_validator
+
+from tasks.artifacts import BackfillProgress, backfill_artifact
+from tasks.backfill import backfill_chunk, plan_backfill
+from technic_ml import jobs
+from technic_ml.backfill import BackfillSummary, split_plan
+from technic_ml.settings import TechnicSettings
+
+
+class BackfillParams(BaseModel):
+    """What to backfill; without dates, the ``years`` before the last session of the data."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    n_scans: Annotated[int, Field(ge=1, le=2_000_000)] = jobs.BACKFILL_SCANS
+    seed: int = jobs.BACKFILL_SEED
+    chunks: Annotated[int, Field(ge=1, le=10_000)] = 4
+    years: Annotated[int, Field(ge=1, le=30)] = jobs.BACKFILL_YEARS
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start/end: received {self.start}..{self.end}; expected start <= end")
+        return self
+
+
+def task_runner(kind: str = "threads", *, workers: int = 2, address: str | None = None, **cluster: Any):
+    """``threads`` (default) or ``dask`` (a LocalCluster of ``workers`` processes, or ``address``)."""
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if kind == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError as exc:  # the optional extra
+            raise RuntimeError(
+                "task runner 'dask' needs the optional extra: pip install 'technic-ml[dask]'"
+            ) from exc
+        if address:
+            return DaskTaskRunner(address=address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, **cluster})
+    raise ValueError(f"task runner: received {kind!r}; expected 'threads' or 'dask'")
+
+
+@flow(name="backfill-history", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def backfill_history(params: BackfillParams | None = None) -> dict:
+    logger = get_run_logger()
+    params = params or BackfillParams()
+    settings = TechnicSettings()
+    start, end = params.start, params.end
+    if start is None or end is None:
+        last, _ = jobs.default_as_of(jobs.open_market_data(settings))
+        end = end or last.date()
+        start = start or end - dt.timedelta(days=365 * params.years)
+    plan = plan_backfill(settings, start, end, params.n_scans, params.seed)
+    chunks = split_plan(plan, params.chunks)
+    logger.info("backfill %s..%s: %d scans in %d chunks", start, end, len(plan), len(chunks))
+    progress = BackfillProgress(len(plan))
+    total = BackfillSummary(data_source=settings.market_source, chunks=0)
+    t0 = time.perf_counter()
+    for future in as_completed(backfill_chunk.map(settings=unmapped(settings), chunk=chunks)):
+        part = future.result()
+        if future.state.is_completed() and future.state.name == "Cached":
+            # The cached summary is the first run's; this run ran nothing for the chunk.
+            part = BackfillSummary(part.planned, skipped_existing=part.planned, data_source=part.data_source)
+        total = total.merge(part)
+        progress.advance(part.planned)
+    total.seconds = time.perf_counter() - t0
+    backfill_artifact(total, len(chunks))
+    logger.info("%s", total)
+    return jobs.backfill_dict(total) | {"chunks": len(chunks)}

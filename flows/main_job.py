@@ -1,0 +1,64 @@
+"""main-job: the whole chain on a fresh machine (README command 1, ``technic-ml run``).
+
+Snapshot the market -> backfill a training history -> train-predictors (collect, validate, train,
+publish) -> write the run summary. Offline on the embedded sample by default; in Prefect's
+ephemeral mode unless ``PREFECT_API_URL`` points at a server. A predictor that fails its gates
+makes the ``train-predictors`` subflow Failed (visible in the UI, its reason in the summary), while
+the main job itself completes: the job's product is the state of the pipeline, reported honestly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from flows.backfill_history import BackfillParams, backfill_history
+from flows.train_predictors import TrainParams, train_predictors
+from tasks import artifacts, market
+from technic_ml import jobs
+from technic_ml.predictors.registry import ModelRegistry
+from technic_ml.settings import TechnicSettings
+
+
+@flow(name="main-job")
+def main_job(
+    n_scans: Annotated[int, Field(ge=0, le=2_000_000)] = jobs.BACKFILL_SCANS,
+    as_of: str | None = None,
+    train: bool = True,
+) -> dict:
+    logger = get_run_logger()
+    settings = TechnicSettings()
+    snapshot = market.take_snapshot(settings, as_of)
+    artifacts.snapshot_artifact(snapshot)
+
+    backfill = None
+    if n_scans and settings.market_source != "yfinance":
+        end = snapshot.conditions.spy_bar_date or snapshot.as_of.date()
+        params = BackfillParams(end=end, n_scans=n_scans)
+        backfill = backfill_history(params)
+    elif n_scans:
+        logger.info("live source: no backfill (it would download years of bars for the universe)")
+
+    training = {"state": "skipped", "message": "train=False"}
+    if train:
+        state = train_predictors(TrainParams(), return_state=True)
+        training = {"state": state.name, "message": state.message or ""}
+        if not state.is_completed():
+            logger.warning("train-predictors ended %s: %s", state.name, state.message)
+
+    registry = ModelRegistry(settings.model_registry_path)
+    summary = {
+        **jobs.snapshot_dict(snapshot),
+        "backfill": backfill,
+        "train_predictors": training,
+        "predictors": jobs.registry_summary(registry),
+        "outputs": {
+            "snapshot": snapshot.path,
+            "history": settings.history_path,
+            "models": settings.model_registry_path,
+        },
+    }
+    outputs = jobs.write_reports(settings, summary)
+    return summary | {"outputs": {k: str(v) for k, v in {**summary["outputs"], **outputs}.items()}}

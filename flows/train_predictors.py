@@ -1,0 +1,91 @@
+"""train-predictors: snapshot -> collect history -> validate -> train -> publish, both targets.
+
+Validation comes first because it is what trains: every candidate is fitted on the past of each
+rolling-origin fold and judged on the next period; the winner is then refitted on all rows and
+published only if it passed its gates. A target that fails leaves its champion untouched, and the
+run ends Failed with the reason (also in the ``train-predictors`` artifact). A target whose
+champion was trained on exactly this history is kept as is. Two runs at once are safe: the
+history store and the registry serialize their writers, and publishing is atomic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, Field
+
+from flows import scheduled_day_check
+from tasks import artifacts, history, market, predictors
+from technic_ml.errors import ValidationFailed
+from technic_ml.predictors.features import TARGETS
+from technic_ml.predictors.registry import ModelRegistry
+from technic_ml.predictors.training import FoldPlan, PublishOutcome, TrainingRun
+from technic_ml.predictors.validation import DEFAULT_CANDIDATES, Gates
+from technic_ml.settings import TechnicSettings
+
+Target = Literal["count", "duration"]
+CandidateName = Literal[tuple(c.name for c in DEFAULT_CANDIDATES)]
+
+
+class TrainParams(BaseModel):
+    """How to validate; gates default to the seed's bars (count MAE < 10, R² > 0.6; ...)."""
+
+    targets: list[Target] = Field(default_factory=lambda: list(TARGETS), min_length=1)
+    coverage: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.9
+    n_folds: Annotated[int, Field(ge=1, le=24)] = 3
+    test_start: dt.datetime | None = None
+    test_end: dt.datetime | None = None
+    gates: Gates = Field(default_factory=Gates)
+    candidates: list[CandidateName] = Field(
+        default_factory=lambda: [c.name for c in DEFAULT_CANDIDATES], min_length=1
+    )
+    collect: bool = True
+    skip_non_trading_days: bool = False
+
+
+@flow(name="train-predictors")
+def train_predictors(params: TrainParams | None = None) -> dict:
+    logger = get_run_logger()
+    params = params or TrainParams()
+    if params.skip_non_trading_days and (reason := scheduled_day_check()):
+        logger.info("%s: no training today", reason)
+        return {}
+    settings = TechnicSettings()
+    registry = ModelRegistry(settings.model_registry_path)
+    folds = FoldPlan(params.n_folds, params.test_start, params.test_end)
+    candidates = tuple(c for c in DEFAULT_CANDIDATES if c.name in params.candidates)
+
+    market.take_snapshot(settings)
+    if params.collect:
+        history.collect_history(settings, settings.inbox_path, settings.processed_path, 8)
+    data, note = predictors.training_data(settings)
+    current = predictors.current_champions(registry, data)
+    todo = [t for t in params.targets if t not in current]
+    reports = {
+        t: predictors.validate_predictor.submit(
+            data, t, params.gates, params.coverage, folds, registry, candidates
+        )
+        for t in todo
+    }
+    trained = {
+        t: predictors.train_predictor.submit(data, reports[t], params.gates, note, candidates).result()
+        for t in todo
+    }
+    for t in todo:
+        artifacts.validation_artifacts(trained[t], data, params.gates)
+    outcomes = {t: predictors.publish_predictor(registry, trained[t]) for t in todo}
+    for t, version in current.items():
+        outcomes[t] = PublishOutcome(t, False, version, "champion", "unchanged: trained on this history")
+    artifacts.decision_artifact(TrainingRun(data, params.gates, trained, note), outcomes)
+    artifacts.registry_artifacts(registry)
+
+    failed = [o for o in outcomes.values() if not o.serving]
+    for o in outcomes.values():
+        logger.info("%s: %s %s (%s)", o.target, o.alias or "NOT published", o.version or "", o.reason)
+    if failed:
+        raise ValidationFailed(
+            "not published, champion untouched: " + "; ".join(f"{o.target}: {o.reason}" for o in failed)
+        )
+    return {t: {"version": o.version, "alias": o.alias, "reason": o.reason} for t, o in outcomes.items()}

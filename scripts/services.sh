@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Background services for the Prefect UI: a server on 127.0.0.1 and the deployments served to it.
+#   scripts/services.sh server | serve | stop | status
+# Each runs in its own process group (set -m), recorded in $RUN_DIR/<name>.pid, so `stop` can
+# SIGTERM the whole group (prefect spawns children) and escalate to SIGKILL if it lingers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-.venv/bin}
+RUN_DIR=${RUN_DIR:-.run}
+HOST=127.0.0.1
+PORT=${PREFECT_PORT:-4200}
+API="http://$HOST:$PORT/api"
+WAIT_SECONDS=${WAIT_SECONDS:-120}
+mkdir -p "$RUN_DIR"
+
+running() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+
+start() {  # name, command...
+  local name=$1; shift
+  if running "$name"; then echo "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return 0; fi
+  set -m
+  nohup "$@" >"$RUN_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+  set +m
+  echo "$name started (pid $!, log $RUN_DIR/$name.log)"
+}
+
+healthy() { curl -sf --noproxy '*' -m 2 "$API/health" >/dev/null 2>&1; }
+
+stop_one() {
+  local name=$1 pid
+  running "$name" || { rm -f "$RUN_DIR/$name.pid"; return 0; }
+  pid=$(cat "$RUN_DIR/$name.pid")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "$name did not stop on SIGTERM within 10 s; sending SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RUN_DIR/$name.pid"
+  echo "$name stopped"
+}
+
+case "${1:-}" in
+  server)
+    start server "$BIN/prefect" server start --host "$HOST" --port "$PORT"
+    for _ in $(seq 1 "$WAIT_SECONDS"); do
+      if healthy; then echo "Prefect server ready: http://$HOST:$PORT (API $API)"; exit 0; fi
+      running server || { echo "server exited; see $RUN_DIR/server.log" >&2; tail -20 "$RUN_DIR/server.log" >&2; exit 1; }
+      sleep 1
+    done
+    echo "server not healthy after ${WAIT_SECONDS}s; see $RUN_DIR/server.log" >&2; exit 1 ;;
+  serve)
+    healthy || { echo "no Prefect server at $API: run make server first" >&2; exit 1; }
+    PREFECT_API_URL="$API" start serve "$BIN/python" -m deployments.serve ;;
+  stop)  # clients first, then the server they talk to
+    stop_one serve
+    stop_one server ;;
+  status)
+    for name in server serve; do
+      if running "$name"; then echo "$name: running (pid $(cat "$RUN_DIR/$name.pid"))"; else echo "$name: stopped"; fi
+    done
+    healthy && echo "API: $API healthy" || echo "API: $API not answering" ;;
+  *) echo "usage: $0 server|serve|stop|status" >&2; exit 2 ;;
+esac

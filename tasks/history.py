@@ -1,0 +1,24 @@
+"""Scan-history tasks: collect scanner logs from the inbox, compact small files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from technic_ml.history.inbox import CollectReport, collect_inbox
+
+from technic_ml import jobs
+from technic_ml.history.store import CompactionReport
+from technic_ml.settings import TechnicSettings
+
+
+@task
+def collect_history(
+    settings: TechnicSettings, inbox: Path, processed: Path, compact_min_files: int
+) -> CollectReport:
+    return collect_inbox(jobs.history_store(settings), inbox, processed, compact_min_files=compact_min_files)
+
+
+@task
+def compact_history(settings: TechnicSettings, min_files: int) -> CompactionReport:
+    return jobs.history_store(settings).compact(min_files=min_files)
