@@ -138,7 +138,8 @@ def trigger(
 
     run = run_deployment(f"{flow}/{flow}", parameters=parameters, timeout=None if wait else 0)
     state = run.state.name if run.state else "Scheduled"
-    out.print(f"{flow}: flow run {run.name} ({run.id}) {state}", highlight=False)
+    message = f": {run.state.message}" if run.state and run.state.message else ""
+    out.print(f"{flow}: flow run {run.name} ({run.id}) {state}{message}", highlight=False, soft_wrap=True)
     if wait and not (run.state and run.state.is_completed()):
         raise typer.Exit(1)
 

@@ -17,7 +17,8 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from flows import scheduled_day_check
-from tasks import artifacts, history, market, predictors
+from flows.collect_history import collect_history
+from tasks import artifacts, market, predictors
 from technic_ml.errors import ValidationFailed
 from technic_ml.predictors.features import TARGETS
 from technic_ml.predictors.registry import ModelRegistry
@@ -59,7 +60,7 @@ def train_predictors(params: TrainParams | None = None) -> dict:
 
     market.take_snapshot(settings)
     if params.collect:
-        history.collect_history(settings, settings.inbox_path, settings.processed_path, 8)
+        collect_history()
     data, note = predictors.training_data(settings)
     current = predictors.current_champions(registry, data)
     todo = [t for t in params.targets if t not in current]

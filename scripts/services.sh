@@ -44,7 +44,8 @@ stop_one() {
 
 case "${1:-}" in
   server)
-    start server "$BIN/prefect" server start --host "$HOST" --port "$PORT"
+    # The UI asks the API at PREFECT_UI_API_URL; without it, at the default port, not ours.
+    PREFECT_UI_API_URL="$API" start server "$BIN/prefect" server start --host "$HOST" --port "$PORT"
     for _ in $(seq 1 "$WAIT_SECONDS"); do
       if healthy; then echo "Prefect server ready: http://$HOST:$PORT (API $API)"; exit 0; fi
       running server || { echo "server exited; see $RUN_DIR/server.log" >&2; tail -20 "$RUN_DIR/server.log" >&2; exit 1; }

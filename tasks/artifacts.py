@@ -112,7 +112,7 @@ def validation_artifacts(trained, data, gates) -> None:
             key=f"validation-{target}-figure",
             description=f"{target}: predicted vs actual, coverage per fold",
         )
-    importances = reporting.feature_importances(trained, data)
+    importances = reporting.feature_importances(trained, data, n_rows=1000)
     if len(importances):
         create_table_artifact(
             _rows(importances.to_dict("records")),

@@ -8,6 +8,8 @@ Session facts (holidays, early closes such as the day after Thanksgiving, unsche
 such as 2001-09-11 or 2012-10-29) come from ``exchange_calendars``' XNYS calendar, never from a
 hard-coded 9:30-16:00 rule. Point-in-time logic everywhere asks this module which daily bar was
 complete at a moment: a bar for session *d* exists only once *d*'s close has passed.
+Scheduled flows ask :func:`trading_day_check` whether a day is a session, and get a reason
+(weekend, the holiday's name, an unscheduled closure) to log when it is not.
 """
 
 from __future__ import annotations
@@ -115,3 +117,51 @@ def session_lag(bar_date: dt.date, expected: dt.date) -> int:
     if bar_date >= expected:
         return 0
     return len(sessions_between(bar_date, expected)) - 1
+
+
+@lru_cache(maxsize=8)
+def _holiday_names(year: int) -> dict[dt.date, str]:
+    """Regular NYSE holidays of ``year`` by name (Christmas, Thanksgiving...).
+
+    exchange_calendars evaluates its holiday rules on demand (about 60 ms per call), so one call per
+    year is cached; ad hoc closures (2001-09-11, 2025-01-09) are a bare list of dates without names.
+    """
+    names = calendar().regular_holidays.holidays(
+        pd.Timestamp(year, 1, 1), pd.Timestamp(year, 12, 31), return_name=True
+    )
+    return {ts.date(): str(name) for ts, name in names.items()}
+
+
+def trading_day_check(when: dt.datetime | dt.date | str | pd.Timestamp) -> str | None:
+    """None when the New York date of ``when`` is an NYSE session, else why it is not.
+
+    ``when`` is read like :func:`to_ny` reads it, so an instant is judged on its New York date
+    (2026-12-25T04:30Z is 2026-12-24 in New York). The reason names the holiday when the calendar
+    knows it, e.g. ``"2026-12-25 is not an NYSE trading day (Christmas)"``; otherwise it says
+    ``(weekend)`` or ``(unscheduled closure)``. Early-close days are sessions.
+    """
+    day = to_ny(when).date()
+    cal = calendar()
+    stamp = pd.Timestamp(day)
+    if not cal.first_session <= stamp <= cal.last_session:
+        raise ValueError(
+            f"when: received {when!r} (New York date {day}); expected a date between"
+            f" {cal.first_session.date()} and {cal.last_session.date()} (the calendar's span)"
+        )
+    if cal.is_session(stamp):
+        return None
+    if day.weekday() >= 5:
+        # A holiday that falls on a weekend is observed on a weekday; the weekend day is just a weekend.
+        why = "weekend"
+    elif (name := _holiday_names(day.year).get(day)) is not None:
+        why = name
+    elif stamp in cal.adhoc_holidays:
+        why = "unscheduled closure"
+    else:
+        why = "market holiday"
+    return f"{day.isoformat()} is not an NYSE trading day ({why})"
+
+
+def is_trading_day(when: dt.datetime | dt.date | str | pd.Timestamp) -> bool:
+    """True when the New York date of ``when`` is an NYSE session (see :func:`trading_day_check`)."""
+    return trading_day_check(when) is None

@@ -2,7 +2,15 @@ import datetime as dt
 
 import pytest
 
-from technic_ml.nyse import NY, is_market_hours, last_completed_session, session_lag, to_ny
+from technic_ml.nyse import (
+    NY,
+    is_market_hours,
+    is_trading_day,
+    last_completed_session,
+    session_lag,
+    to_ny,
+    trading_day_check,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +72,38 @@ def test_session_lag_counts_sessions_not_days():
 def test_date_string_means_end_of_day_like_a_date():
     assert to_ny("2019-12-31") == to_ny(dt.date(2019, 12, 31))
     assert last_completed_session("2019-12-31") == dt.date(2019, 12, 31)
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("2026-12-23", None),  # a normal Wednesday
+        ("2026-12-26", "2026-12-26 is not an NYSE trading day (weekend)"),  # Saturday
+        (dt.date(2026, 12, 25), "2026-12-25 is not an NYSE trading day (Christmas)"),
+        ("2026-11-26 10:00", "2026-11-26 is not an NYSE trading day (Thanksgiving)"),
+        ("2026-11-27", None),  # day after Thanksgiving: an early close, still a session
+        # National day of mourning for President Carter: an ad hoc closure the calendar lists unnamed.
+        ("2025-01-09", "2025-01-09 is not an NYSE trading day (unscheduled closure)"),
+    ],
+)
+def test_trading_day_check_names_the_reason(when, expected):
+    assert trading_day_check(when) == expected
+    assert is_trading_day(when) is (expected is None)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-12-24T23:30:00-05:00",
+        "2026-12-25T04:30:00Z",  # the same instant in UTC: still Christmas Eve in New York
+        dt.datetime(2026, 12, 25, 4, 30, tzinfo=dt.UTC),
+    ],
+)
+def test_trading_day_is_judged_on_the_new_york_date(when):
+    assert to_ny(when).date() == dt.date(2026, 12, 24)
+    assert trading_day_check(when) is None  # Christmas Eve: early close, but a session
+
+
+def test_trading_day_check_outside_the_calendar_names_the_span():
+    with pytest.raises(ValueError, match=r"when: received '1980-01-02' .* expected a date between 1990"):
+        trading_day_check("1980-01-02")

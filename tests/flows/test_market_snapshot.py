@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from prefect.runtime import flow_run
 
 from flows.market_snapshot import market_snapshot
 from technic_ml.market_data import YFinanceMarketData
@@ -31,7 +32,8 @@ def test_snapshot_of_the_sample_is_persisted_and_shown(settings):
 
 def test_a_scheduled_run_on_an_nyse_holiday_completes_without_a_snapshot(settings, monkeypatch):
     # What prefect.runtime reports for a run scheduled at 10:00 New York time on Christmas Day.
-    monkeypatch.setenv("PREFECT__RUNTIME__FLOW_RUN__SCHEDULED_START_TIME", "2026-12-25T15:00:00+00:00")
+    christmas = dt.datetime(2026, 12, 25, 15, 0, tzinfo=dt.UTC)
+    monkeypatch.setitem(flow_run.FIELDS, "scheduled_start_time", lambda: christmas)
     state = market_snapshot(skip_non_trading_days=True, return_state=True)
     assert state.is_completed()
     assert state.result() is None

@@ -1,0 +1,403 @@
+"""Collect scanner logs from an inbox folder into the scan history store.
+
+The scanner (or whoever ships its logs) drops JSONL files in the original scan-log format into an
+inbox; the ``collect-history`` flow calls :func:`collect_inbox`, which imports each file with
+:meth:`ScanHistoryStore.import_jsonl <technic_ml.history.store.ScanHistoryStore.import_jsonl>` (bad
+lines go to the store's quarantine with their reasons, valid lines are kept) and moves it out of the
+inbox, so the inbox only ever holds work still to do::
+
+    inbox/scanner-a.jsonl                      new logs; ".*", "*.part" and "*.tmp" are ignored
+    processed/2026-03-02/scanner-a.jsonl       imported on that UTC day (".<sha12>" added on a clash)
+    processed/ledger.jsonl                     one JSON object per file handled, append-only
+    processed/.collect.lock                    fcntl.flock: one collector at a time
+
+Idempotency
+-----------
+A file whose sha256 is already in the ledger is not imported again; it is moved to processed and
+reported as ``duplicate``. A file with other bytes but the same records (a renamed copy, a changed
+trailing newline) is imported, and the store, idempotent by scan_id, adds nothing: the report shows
+``added=0`` and the lines as ``duplicates``.
+
+Crash safety
+------------
+Each file is imported, then its ledger entry is appended (flushed and fsynced), then it is moved
+(``os.replace``, same filesystem, directory fsynced). A collector killed between the import and the
+ledger append leaves the file in the inbox; the next run imports it again and the store adds 0. A
+collector killed between the ledger append and the move leaves it too; the next run finds its
+sha256 in the ledger and moves it as a duplicate. Nothing is lost and nothing is stored twice. A
+torn last ledger line (killed mid-append) is ignored, which again only costs a re-import.
+
+Writers must create files under a ``.part``/``.tmp`` or hidden name and rename them into the inbox
+when complete: a file is hashed before it is imported, and a file still growing would be imported
+half.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from technic_ml.errors import StoreError
+from technic_ml.history.store import CompactionReport, ScanHistoryStore
+
+LEDGER = "ledger.jsonl"
+LOCK = ".collect.lock"
+IGNORED_SUFFIXES = (".part", ".tmp")
+"""Names still being written by the sender; they are picked up once renamed."""
+_HASH_CHUNK = 1 << 20
+
+Status = Literal["imported", "duplicate"]
+
+
+@dataclass(frozen=True)
+class CollectedFile:
+    """One inbox file that :func:`collect_inbox` handled.
+
+    ``duplicates`` counts lines whose scan_id the store already held with the same content;
+    ``invalid`` counts lines rejected by validation, ``quarantined`` those plus conflicts (same
+    scan_id, other content), all quarantined with their reasons in ``quarantine_file``. A
+    ``duplicate`` file (its sha256 was in the ledger) is not read, so its counts are 0 and
+    ``duplicate_of`` is where the earlier copy went.
+    """
+
+    name: str
+    sha256: str
+    bytes: int
+    status: Status
+    added: int
+    duplicates: int
+    invalid: int
+    quarantined: int
+    processed_path: Path
+    quarantine_file: Path | None = None
+    duplicate_of: Path | None = None
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    """What one :func:`collect_inbox` run did: the files (in inbox order) and any compaction."""
+
+    inbox: Path
+    processed: Path
+    files: list[CollectedFile] = field(default_factory=list)
+    compaction: CompactionReport | None = None
+
+    @property
+    def files_imported(self) -> int:
+        return sum(f.status == "imported" for f in self.files)
+
+    @property
+    def files_duplicate(self) -> int:
+        return sum(f.status == "duplicate" for f in self.files)
+
+    @property
+    def added(self) -> int:
+        return sum(f.added for f in self.files)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(f.duplicates for f in self.files)
+
+    @property
+    def invalid(self) -> int:
+        return sum(f.invalid for f in self.files)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(f.quarantined for f in self.files)
+
+    def __str__(self) -> str:
+        if not self.files:
+            text = f"collect {self.inbox}: inbox empty, nothing imported"
+        else:
+            text = (
+                f"collect {self.inbox}: {len(self.files)} files ({self.files_imported} imported,"
+                f" {self.files_duplicate} already collected); records added {self.added}, duplicates"
+                f" {self.duplicates}, quarantined {self.quarantined} ({self.invalid} invalid);"
+                f" moved to {self.processed}"
+            )
+        if self.compaction is not None:
+            text += f"; {self.compaction}"
+        return text + "."
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        """One row per file, for a table (plain values: strings and integers)."""
+        return [
+            {
+                "file": f.name,
+                "status": f.status,
+                "added": f.added,
+                "duplicates": f.duplicates,
+                "invalid": f.invalid,
+                "quarantined": f.quarantined,
+                "bytes": f.bytes,
+                "sha256": f.sha256[:12],
+                "processed_path": str(f.processed_path),
+                "duplicate_of": "" if f.duplicate_of is None else str(f.duplicate_of),
+            }
+            for f in self.files
+        ]
+
+
+def collect_inbox(
+    store: ScanHistoryStore,
+    inbox: Path,
+    processed: Path,
+    *,
+    compact_min_files: int = 8,
+    pattern: str = "*.jsonl",
+) -> CollectReport:
+    """Import every ``pattern`` file of ``inbox`` into ``store`` and move it to ``processed``.
+
+    Files are handled in name order; see the module doc for the ledger, duplicates and crash
+    safety. Afterwards, if a history partition has at least ``compact_min_files`` data files, the
+    store is compacted (``store.compact(min_files=compact_min_files)``). A missing inbox raises
+    :class:`StoreError`; an empty one returns a report without files.
+    """
+    if isinstance(compact_min_files, bool) or not isinstance(compact_min_files, int) or compact_min_files < 2:
+        raise ValueError(f"compact_min_files: received {compact_min_files!r}; expected an integer >= 2")
+    if not isinstance(pattern, str) or not pattern or "/" in pattern:
+        raise ValueError(f"pattern: received {pattern!r}; expected a file-name glob such as '*.jsonl'")
+    inbox = Path(inbox).expanduser().absolute()
+    processed = Path(processed).expanduser().absolute()
+    if not inbox.is_dir():
+        what = "is not a directory" if inbox.exists() else "does not exist"
+        raise StoreError(f"inbox: {inbox} {what}; expected a directory of scanner logs (JSONL) to import")
+    if processed == inbox:
+        raise ValueError(f"processed: received the inbox itself ({inbox}); expected a separate directory")
+    try:
+        processed.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"processed: cannot create {processed} ({exc}); expected a writable directory"
+        ) from exc
+    # Moves must be renames: checked before anything is imported, not discovered after the first file.
+    if os.stat(inbox).st_dev != os.stat(processed).st_dev:
+        raise StoreError(
+            f"processed: {processed} is on another filesystem than the inbox {inbox}; expected both on"
+            " the same filesystem (files are moved with an atomic rename)"
+        )
+    files: list[CollectedFile] = []
+    with _collector_lock(processed):
+        # Listed under the lock: a collector that waited must not handle files the other one moved.
+        known = _read_ledger(processed / LEDGER)
+        for path in _inbox_files(inbox, pattern, processed):
+            result = _collect_one(store, path, processed, known)
+            known.setdefault(result.sha256, result.processed_path)
+            files.append(result)
+        compaction = _compact_if_needed(store, compact_min_files)
+    return CollectReport(inbox=inbox, processed=processed, files=files, compaction=compaction)
+
+
+def _inbox_files(inbox: Path, pattern: str, processed: Path) -> list[Path]:
+    found = []
+    for path in inbox.glob(pattern):
+        name = path.name
+        if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
+            continue
+        if path.is_relative_to(processed) or not path.is_file():
+            continue
+        found.append(path)
+    return sorted(found, key=lambda p: p.name)
+
+
+def _collect_one(
+    store: ScanHistoryStore, path: Path, processed: Path, known: dict[str, Path]
+) -> CollectedFile:
+    digest, size = _sha256(path)
+    now = _utcnow()
+    earlier = known.get(digest)
+    counts = {"added": 0, "duplicates": 0, "invalid": 0, "quarantined": 0}
+    extra: dict[str, Any] = {}
+    quarantine_file = None
+    if earlier is None:
+        summary = store.import_jsonl(path)
+        counts = {
+            "added": summary.added,
+            "duplicates": summary.duplicates,
+            "invalid": summary.invalid,
+            "quarantined": summary.quarantined,
+        }
+        quarantine_file = summary.quarantine_file
+        extra = {
+            "conflicts": summary.conflicts,
+            "retired": summary.retired,
+            "quarantine_file": None if quarantine_file is None else str(quarantine_file),
+        }
+        target = _target(processed, now, path.name, digest)
+    elif not earlier.exists() and earlier.is_relative_to(processed):
+        # The ledger has this file but the move never happened (killed in between): finish that move.
+        target = earlier
+    else:
+        target = _target(processed, now, path.name, digest)
+    status: Status = "imported" if earlier is None else "duplicate"
+    record: dict[str, Any] = {
+        "name": path.name,
+        "sha256": digest,
+        "bytes": size,
+        "imported_at": now.isoformat(),
+        "status": status,
+        **counts,
+        **extra,
+        "processed_path": _ledger_path(target, processed),
+    }
+    if earlier is not None:
+        record["duplicate_of"] = _ledger_path(earlier, processed)
+    _append_ledger(processed / LEDGER, record)
+    _move(path, target)
+    return CollectedFile(
+        name=path.name,
+        sha256=digest,
+        bytes=size,
+        status=status,
+        **counts,
+        processed_path=target,
+        quarantine_file=quarantine_file,
+        duplicate_of=earlier,
+    )
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def _target(processed: Path, now: dt.datetime, name: str, digest: str) -> Path:
+    """``processed/<UTC date>/<name>``; on a clash the name gets ``.<sha12>`` before its suffix."""
+    directory = processed / now.date().isoformat()
+    target = directory / name
+    if not target.exists():
+        return target
+    stem, suffix = (name[: -len(s)], s) if (s := Path(name).suffix) else (name, "")
+    target = directory / f"{stem}.{digest[:12]}{suffix}"
+    n = 2
+    # Same name and same bytes twice in one day (a duplicate): keep both copies rather than overwrite.
+    while target.exists():
+        target = directory / f"{stem}.{digest[:12]}-{n}{suffix}"
+        n += 1
+    return target
+
+
+def _move(source: Path, target: Path) -> None:
+    created = not target.parent.exists()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if created:
+        _fsync_dir(target.parent.parent)
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            raise StoreError(
+                f"processed: cannot move {source} to {target} across filesystems; expected the"
+                " processed directory on the inbox's filesystem"
+            ) from exc
+        raise StoreError(f"processed: cannot move {source} to {target} ({exc})") from exc
+    _fsync_dir(target.parent)
+    _fsync_dir(source.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ledger_path(path: Path, processed: Path) -> str:
+    # Relative to the processed directory, so the ledger stays valid when the folder is moved.
+    try:
+        return path.relative_to(processed).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _read_ledger(path: Path) -> dict[str, Path]:
+    """sha256 -> processed path of the first file collected with those bytes."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    lines = data.split(b"\n")
+    # The last element is b"" after a complete final line, or a line torn by a crash mid-append.
+    lines.pop()
+    known: dict[str, Path] = {}
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+            digest, where = entry["sha256"], entry["processed_path"]
+            if not isinstance(digest, str) or not isinstance(where, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(
+                f"ledger {path}: line {number} is {raw[:200]!r}; expected a JSON object with"
+                ' "sha256" and "processed_path" as written by collect_inbox'
+            ) from None
+        known.setdefault(digest, path.parent / where)
+    return known
+
+
+def _append_ledger(path: Path, record: dict[str, Any]) -> None:
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    with path.open("ab") as f:
+        # After a torn last line, start a fresh one so this entry stays readable.
+        if f.tell() and _last_byte(path) != b"\n":
+            f.write(b"\n")
+        f.write(line.encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
+@contextmanager
+def _collector_lock(processed: Path) -> Iterator[None]:
+    fd = os.open(processed / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def part_files_per_partition(store: ScanHistoryStore) -> dict[dt.date, int]:
+    """scan date -> number of data files, as the store sees them (journal applied, shared lock).
+
+    Lists directories only (no parquet footers), so it costs milliseconds even for years of history.
+    """
+    if not store.root.is_dir():
+        return {}
+    # The store has no public listing; its reader's layout is the one the store itself trusts.
+    with store._reading() as layout:
+        return {day: len(layout.partitions[day]) for day in layout.partitions}
+
+
+def _compact_if_needed(store: ScanHistoryStore, min_files: int) -> CompactionReport | None:
+    counts = part_files_per_partition(store)
+    if not counts or max(counts.values()) < min_files:
+        return None
+    return store.compact(min_files=min_files)

@@ -1,0 +1,39 @@
+"""collect-history: inbox -> store, processed folder, quarantine, idempotent on a repeated file."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from flows.collect_history import collect_history
+from technic_ml.history import ScanHistoryStore
+from technic_ml.jobs import sample_scan_log
+from tests.flows.conftest import artifacts_of, run_id
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_imports_moves_quarantines_and_ignores_a_repeat(settings):
+    inbox = settings.inbox_path
+    inbox.mkdir(parents=True)
+    lines = sample_scan_log().read_text().splitlines()
+    (inbox / "scanner-a.jsonl").write_text("\n".join([*lines[:100], "{not json", *lines[100:]]) + "\n")
+
+    state = collect_history(return_state=True)
+    assert state.is_completed(), state.message
+    first = state.result()
+    assert first == {"files_imported": 1, "files_duplicate": 0, "added": 150, "invalid": 1}
+    assert not list(inbox.glob("*.jsonl"))
+    assert list(settings.processed_path.rglob("scanner-a*.jsonl"))
+    assert ScanHistoryStore(settings.history_path).count() == 150
+    quarantined = "".join(p.read_text() for p in settings.quarantine_path.glob("*.jsonl"))
+    assert "{not json" in quarantined
+    assert "scanner-a.jsonl" in str(artifacts_of(run_id(state))["collect-history"].data)
+
+    # The same file arrives again: nothing new, and it still leaves the inbox.
+    shutil.copy(next(settings.processed_path.rglob("scanner-a*.jsonl")), inbox / "scanner-a.jsonl")
+    again = collect_history(return_state=True).result()
+    assert again["files_duplicate"] == 1 and again["added"] == 0
+    assert ScanHistoryStore(settings.history_path).count() == 150
+    assert not list(inbox.glob("*.jsonl"))
