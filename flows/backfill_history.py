@@ -4,7 +4,8 @@ The task runner is configurable: threads by default (:func:`task_runner`), or Da
 optional ``dask`` extra (``pip install 'technic-ml[dask]'``) for a cluster, e.g.
 ``backfill_history.with_options(task_runner=task_runner("dask", address="tcp://..."))``.
 Chunks are independent (each opens its own market data and writes under the store's lock) and
-cached on their inputs and the data version, so a re-run skips finished chunks.
+cached on their inputs and the data version, so a re-run skips finished chunks. Afterwards the
+day partitions the chunks wrote are compacted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, model_validator
 
+from tasks import history
 from tasks.artifacts import BackfillProgress, backfill_artifact
 from tasks.backfill import backfill_chunk, plan_backfill
 from technic_ml import jobs
@@ -83,6 +85,10 @@ def backfill_history(params: BackfillParams | None = None) -> dict:
         total = total.merge(part)
         progress.advance(part.planned)
     total.seconds = time.perf_counter() - t0
+    if total.added:
+        # Chunks write in batches, several files per day partition; one file per day reads faster.
+        compaction = history.compact_history(settings, 2)
+        logger.info("%s", compaction)
     backfill_artifact(total, len(chunks))
     logger.info("%s", total)
     return jobs.backfill_dict(total) | {"chunks": len(chunks)}

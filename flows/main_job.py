@@ -60,5 +60,4 @@ def main_job(
             "models": settings.model_registry_path,
         },
     }
-    outputs = jobs.write_reports(settings, summary)
-    return summary | {"outputs": {k: str(v) for k, v in {**summary["outputs"], **outputs}.items()}}
+    return jobs.write_reports(settings, summary)

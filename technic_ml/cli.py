@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -70,6 +71,9 @@ def _main(
         handlers=[RichHandler(console=err, show_path=False, show_time=False, level=level)],
         force=True,
     )
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():  # read per invocation (e.g. `COLUMNS=200 technic-ml models list | less`)
+        out.width = err.width = int(columns)
     _overrides.clear()
     if data_root is not None:
         _overrides["data_root"] = data_root
@@ -508,7 +512,8 @@ def models_list() -> None:
     registry = _registry()
     table = Table(title=f"Model registry: {registry.root}")
     for col in ("model", "version", "aliases", "features", "MAE", "R²", "coverage", "records"):
-        table.add_column(col, overflow="fold")
+        # The model name is what users grep for and pass back to `models show`: never wrapped.
+        table.add_column(col, overflow="fold", no_wrap=col == "model")
     for model in MODEL_NAMES.values():
         aliases = registry.aliases(model)
         for v in registry.versions(model):

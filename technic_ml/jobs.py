@@ -121,8 +121,12 @@ def training_data(settings: TechnicSettings):
     return load_training_data(history_store(settings), open_market_data(settings))
 
 
-def write_reports(settings: TechnicSettings, summary: dict[str, Any]) -> dict[str, Path]:
-    """Scan-history statistics (overall and by config) and ``summary`` as ``reports/last-run.json``."""
+def write_reports(settings: TechnicSettings, summary: dict[str, Any]) -> dict[str, Any]:
+    """Scan-history statistics (overall and by config) and ``summary`` as ``reports/last-run.json``.
+
+    Returns the document written: ``summary`` plus the history's size and statistics and every
+    output's path.
+    """
     store = history_store(settings)
     stats = store.statistics()
     reports = settings.data_root / "reports"
@@ -141,7 +145,7 @@ def write_reports(settings: TechnicSettings, summary: dict[str, Any]) -> dict[st
         "outputs": {k: str(v) for k, v in {**summary.get("outputs", {}), **outputs}.items()},
     }
     outputs["summary"].write_text(json.dumps(document, indent=2, default=str) + "\n")
-    return outputs
+    return json.loads(outputs["summary"].read_text())
 
 
 def snapshot_dict(snapshot: Snapshot) -> dict[str, Any]:

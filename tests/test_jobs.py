@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -36,8 +37,8 @@ def test_main_job_steps_on_real_data_are_point_in_time(shared_market_dir, tmp_pa
     records = ScanHistoryStore(settings.history_path).recent(50)
     assert all(r.provenance.source == "backfill" for r in records)
     assert max(r.provenance.bar_date for r in records) <= dt.date(2008, 10, 10)
-    outputs = write_reports(settings, {"note": "test"})
-    document = json.loads(outputs["summary"].read_text())
+    document = write_reports(settings, {"note": "test"})
+    assert document == json.loads(Path(document["outputs"]["summary"]).read_text())
     assert document["history_records"] == 50 and document["note"] == "test"
     assert document["statistics"]["count"] == 50
 

@@ -45,3 +45,14 @@ def artifacts_of(flow_run_id) -> dict:
 
 def run_id(state):
     return state.state_details.flow_run_id
+
+
+def logs_of(flow_run_id) -> list:
+    """The run's log lines as the UI shows them (after flushing the client's log worker)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        return client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))

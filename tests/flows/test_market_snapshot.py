@@ -13,7 +13,7 @@ from flows.market_snapshot import market_snapshot
 from technic_ml.market_data import YFinanceMarketData
 from technic_ml.nyse import sessions_between
 from technic_ml.snapshots import SnapshotStore
-from tests.flows.conftest import artifacts_of, run_id
+from tests.flows.conftest import artifacts_of, logs_of, run_id
 from tests.market_data.test_yfinance_source import FakeYahoo, yfinance_frame
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -73,6 +73,11 @@ def test_yfinance_outage_is_served_from_cache_and_flagged_degraded(settings, mon
     assert any("cache" in r.lower() or "refresh" in r.lower() for r in conditions["degraded_reasons"])
     artifact = artifacts_of(run_id(state))["market-snapshot"]
     assert "DEGRADED" in artifact.data and artifact.description.startswith("DEGRADED")
+    # The library's own warning (std logging, logger technic_ml.*) is in the run's logs in the UI.
+    library_lines = [line for line in logs_of(run_id(state)) if line.name.startswith("technic_ml")]
+    assert any(line.level >= 30 and "cache" in line.message.lower() for line in library_lines), [
+        (line.name, line.message[:80]) for line in logs_of(run_id(state))
+    ]
 
 
 def test_yfinance_outage_without_a_cache_fails_with_a_clear_message(settings, monkeypatch):

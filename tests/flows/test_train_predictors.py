@@ -21,7 +21,9 @@ pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 # One candidate and two folds keep a run to seconds. The sample's millisecond durations are
 # mostly machine noise (R² about 0.3), so these tests lower the duration bar to let it publish.
 FAST = {"candidates": ["hgb/enriched"], "n_folds": 2, "collect": False}
-LENIENT = Gates(duration_r2_min=-math.inf, duration_mae_max=math.inf)
+# Two small folds also make coverage noisy, so its tolerance is wide too: these tests are about
+# the orchestration; accuracy and coverage are tested in tests/predictors on purpose-built data.
+LENIENT = Gates(duration_r2_min=-math.inf, duration_mae_max=math.inf, coverage_tolerance=0.5)
 
 
 def test_passing_gates_publish_both_champions_with_their_artifacts(with_history):
