@@ -41,8 +41,15 @@ def run(
     """The main job: snapshot, backfill, train, validate and publish (the main-job flow)."""
     settings = _settings()
     os.environ["TECHNIC_DATA_ROOT"] = str(settings.data_root)  # the flows read settings from the env
+    # Offline by default: the ephemeral server would otherwise try to send telemetry at start.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.main_job import main_job
 
+    err.print(
+        f"main job: market snapshot, backfill {scans} scans, collect, validate, train, publish"
+        " (about 2 minutes on 2 cores; run logs in the Prefect UI)",
+        highlight=False,
+    )
     summary = main_job(n_scans=scans, as_of=as_of)
     _print_summary(summary)
 

@@ -14,12 +14,12 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
+from prefect.states import Failed, State
 from pydantic import BaseModel, Field
 
 from flows import scheduled_day_check
 from flows.collect_history import collect_history
 from tasks import artifacts, market, predictors
-from technic_ml.errors import ValidationFailed
 from technic_ml.predictors.features import TARGETS
 from technic_ml.predictors.registry import ModelRegistry
 from technic_ml.predictors.training import FoldPlan, PublishOutcome, TrainingRun
@@ -47,7 +47,7 @@ class TrainParams(BaseModel):
 
 
 @flow(name="train-predictors")
-def train_predictors(params: TrainParams | None = None) -> dict:
+def train_predictors(params: TrainParams | None = None) -> dict | State:
     logger = get_run_logger()
     params = params or TrainParams()
     if params.skip_non_trading_days and (reason := scheduled_day_check()):
@@ -86,7 +86,9 @@ def train_predictors(params: TrainParams | None = None) -> dict:
     for o in outcomes.values():
         logger.info("%s: %s %s (%s)", o.target, o.alias or "NOT published", o.version or "", o.reason)
     if failed:
-        raise ValidationFailed(
-            "not published, champion untouched: " + "; ".join(f"{o.target}: {o.reason}" for o in failed)
-        )
+        # A Failed state, not an exception: a failed gate is an expected outcome with a reason,
+        # shown as the run's state message in the UI, without a traceback in the logs.
+        why = "not published, champion untouched: " + "; ".join(f"{o.target}: {o.reason}" for o in failed)
+        logger.error("%s", why)
+        return Failed(message=why)
     return {t: {"version": o.version, "alias": o.alias, "reason": o.reason} for t, o in outcomes.items()}

@@ -45,6 +45,8 @@ stop_one() {
 case "${1:-}" in
   server)
     # The UI asks the API at PREFECT_UI_API_URL; without it, at the default port, not ours.
+    # Offline by default: no telemetry calls from the server (set the variable to true to allow).
+    PREFECT_SERVER_ANALYTICS_ENABLED=${PREFECT_SERVER_ANALYTICS_ENABLED:-false} \
     PREFECT_UI_API_URL="$API" start server "$BIN/prefect" server start --host "$HOST" --port "$PORT"
     for _ in $(seq 1 "$WAIT_SECONDS"); do
       if healthy; then echo "Prefect server ready: http://$HOST:$PORT (API $API)"; exit 0; fi

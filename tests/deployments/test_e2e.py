@@ -103,6 +103,16 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
         keys = {a["key"] for a in artifacts}
         assert {"train-predictors", "validation-count", "model-registry", "validation-count-figure"} <= keys
 
+        # The main job against this server (PREFECT_API_URL set) instead of an ephemeral one.
+        main = subprocess.run(
+            [str(BIN / "technic-ml"), "run", "--scans", "0"],
+            env={**env, "PREFECT_API_URL": api}, capture_output=True, text=True, timeout=400,
+        )  # fmt: skip
+        assert main.returncode == 0, main.stdout + main.stderr
+        assert f"Prefect UI: http://127.0.0.1:{port}/runs" in main.stdout
+        main_runs = client.post("/flow_runs/filter", json={"flows": {"name": {"any_": ["main-job"]}}}).json()
+        assert [r["state_type"] for r in main_runs] == ["COMPLETED"]
+
         png = tmp_path / "runs.png"
         shot = subprocess.run(
             [str(REPO / "scripts" / "ui-screenshot.sh"), f"http://127.0.0.1:{port}/v2/runs", str(png)],

@@ -38,6 +38,8 @@ def test_a_scheduled_run_on_an_nyse_holiday_completes_without_a_snapshot(setting
     assert state.is_completed()
     assert state.result() is None
     assert not settings.snapshot_path.exists()
+    said = [line.message for line in logs_of(run_id(state))]
+    assert any("2026-12-25 is not an NYSE trading day" in m and "no snapshot today" in m for m in said), said
 
 
 def _long_history(level: float, sessions) -> pd.DataFrame:
