@@ -1,7 +1,8 @@
 """Every deployment, its schedule and its parameters; ``python -m deployments.serve`` serves them.
 
-Schedules are in America/New_York. Scheduled runs pass ``skip_non_trading_days``, so a schedule
-that falls on an NYSE holiday ends Completed with a log line saying why. A deployment's name is
+Schedules are in America/New_York. A run the scheduler creates on an NYSE holiday ends Completed
+with a log line saying why (ad-hoc runs always run). ``concurrency_limit=1``: a run that would
+overlap the previous one of the same deployment waits for it. A deployment's name is
 its flow's name: ``prefect deployment run 'train-predictors/train-predictors'``.
 """
 
@@ -12,7 +13,7 @@ import os
 from prefect import serve
 from prefect.schedules import Cron
 
-from flows.backfill_history import backfill_history, task_runner
+from flows.backfill_history import backfill_history
 from flows.collect_history import collect_history
 from flows.market_snapshot import market_snapshot
 from flows.train_predictors import train_predictors
@@ -31,34 +32,33 @@ TRAIN_SCHEDULE = Cron("30 17 * * 1-5", timezone=TZ)  # nightly, after the close 
 
 def deployments() -> list:
     """The RunnerDeployments ``serve`` runs (backfill-history has no schedule: ad hoc only)."""
-    backfill = backfill_history.with_options(
-        task_runner=task_runner(os.environ.get("TECHNIC_BACKFILL_TASK_RUNNER", "threads"))
-    )
     return [
         market_snapshot.to_deployment(
             name="market-snapshot",
             schedules=list(SNAPSHOT_SCHEDULES),
-            parameters={"skip_non_trading_days": True},
             description="Market conditions every 30 minutes of the trading day.",
             tags=["technic-ml"],
+            concurrency_limit=1,
         ),
         collect_history.to_deployment(
             name="collect-history",
             schedules=[COLLECT_SCHEDULE],
             description="Import new scanner logs from the inbox, hourly.",
             tags=["technic-ml"],
+            concurrency_limit=1,
         ),
         train_predictors.to_deployment(
             name="train-predictors",
             schedules=[TRAIN_SCHEDULE],
-            parameters={"params": {"skip_non_trading_days": True}},
             description="Validate, train and publish both predictors, nightly after the close.",
             tags=["technic-ml"],
+            concurrency_limit=1,
         ),
-        backfill.to_deployment(
+        backfill_history.to_deployment(
             name="backfill-history",
             description="Backfill scan history with the reference scanner (ad hoc).",
             tags=["technic-ml"],
+            concurrency_limit=1,
         ),
     ]
 

@@ -1,7 +1,8 @@
 """backfill-history: run the reference scanner over past days, chunks fanned out with ``.map``.
 
 The task runner is configurable: threads by default (:func:`task_runner`), or Dask through the
-optional ``dask`` extra (``pip install 'technic-ml[dask]'``) for a cluster, e.g.
+optional ``dask`` extra (``pip install 'technic-ml[dask]'``): ``TECHNIC_BACKFILL_TASK_RUNNER=dask``
+where the flow runs (a LocalCluster), or in code
 ``backfill_history.with_options(task_runner=task_runner("dask", address="tcp://..."))``.
 Chunks are independent (each opens its own market data and writes under the store's lock) and
 cached on their inputs and the data version, so a re-run skips finished chunks. Afterwards the
@@ -11,13 +12,14 @@ day partitions the chunks wrote are compacted.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks import history
 from tasks.artifacts import BackfillProgress, backfill_artifact
@@ -29,6 +31,8 @@ from technic_ml.settings import TechnicSettings
 
 class BackfillParams(BaseModel):
     """What to backfill; without dates, the ``years`` before the last session of the data."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt --param fails instead of being ignored
 
     start: dt.date | None = None
     end: dt.date | None = None
@@ -61,7 +65,12 @@ def task_runner(kind: str = "threads", *, workers: int = 2, address: str | None 
     raise ValueError(f"task runner: received {kind!r}; expected 'threads' or 'dask'")
 
 
-@flow(name="backfill-history", task_runner=ThreadPoolTaskRunner(max_workers=2))
+# Chosen here, not with .with_options in deployments/serve.py: served and worker runs load the
+# entrypoint from this file, so only the decorator's runner is the one they use.
+@flow(
+    name="backfill-history",
+    task_runner=task_runner(os.environ.get("TECHNIC_BACKFILL_TASK_RUNNER", "threads")),
+)
 def backfill_history(params: BackfillParams | None = None) -> dict:
     logger = get_run_logger()
     params = params or BackfillParams()

@@ -43,7 +43,7 @@ def main_job(
 
     training = {"state": "skipped", "message": "train=False"}
     if train:
-        state = train_predictors(TrainParams(), return_state=True)
+        state = train_predictors(TrainParams(as_of=as_of), return_state=True)
         training = {"state": state.name, "message": state.message or ""}
         if not state.is_completed():
             logger.warning("train-predictors ended %s: %s", state.name, state.message)

@@ -16,10 +16,10 @@ from technic_ml.settings import TechnicSettings
 
 
 @flow(name="market-snapshot")
-def market_snapshot(as_of: str | None = None, skip_non_trading_days: bool = False) -> dict | None:
+def market_snapshot(as_of: str | None = None, skip_non_trading_days: bool = True) -> dict | None:
     """Snapshot market conditions (``as_of`` default: now live, the data's last close offline).
 
-    ``skip_non_trading_days`` (set by the schedule) ends the run Completed on an NYSE holiday.
+    With ``skip_non_trading_days``, a run the scheduler created for an NYSE holiday ends Completed.
     """
     logger = get_run_logger()
     if skip_non_trading_days and (reason := scheduled_day_check()):

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
 from prefect.states import Failed, State
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from flows import scheduled_day_check
 from flows.collect_history import collect_history
@@ -33,6 +33,8 @@ CandidateName = Literal[tuple(c.name for c in DEFAULT_CANDIDATES)]
 class TrainParams(BaseModel):
     """How to validate; gates default to the seed's bars (count MAE < 10, R² > 0.6; ...)."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt --param fails instead of being ignored
+
     targets: list[Target] = Field(default_factory=lambda: list(TARGETS), min_length=1)
     coverage: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.9
     n_folds: Annotated[int, Field(ge=1, le=24)] = 3
@@ -43,7 +45,8 @@ class TrainParams(BaseModel):
         default_factory=lambda: [c.name for c in DEFAULT_CANDIDATES], min_length=1
     )
     collect: bool = True
-    skip_non_trading_days: bool = False
+    skip_non_trading_days: bool = True  # scheduled runs only; ad-hoc runs always train
+    as_of: str | None = None  # the snapshot's moment (default: now live, the data's last close offline)
 
 
 @flow(name="train-predictors")
@@ -58,10 +61,11 @@ def train_predictors(params: TrainParams | None = None) -> dict | State:
     folds = FoldPlan(params.n_folds, params.test_start, params.test_end)
     candidates = tuple(c for c in DEFAULT_CANDIDATES if c.name in params.candidates)
 
-    market.take_snapshot(settings)
+    market.take_snapshot(settings, params.as_of)
     if params.collect:
         collect_history()
     data, note = predictors.training_data(settings)
+    held = predictors.champions(registry)  # what validation compares against
     current = predictors.current_champions(registry, data)
     todo = [t for t in params.targets if t not in current]
     reports = {
@@ -76,7 +80,7 @@ def train_predictors(params: TrainParams | None = None) -> dict | State:
     }
     for t in todo:
         artifacts.validation_artifacts(trained[t], data, params.gates)
-    outcomes = {t: predictors.publish_predictor(registry, trained[t]) for t in todo}
+    outcomes = {t: predictors.publish_predictor(registry, trained[t], held[t]) for t in todo}
     for t, version in current.items():
         outcomes[t] = PublishOutcome(t, False, version, "champion", "unchanged: trained on this history")
     artifacts.decision_artifact(TrainingRun(data, params.gates, trained, note), outcomes)

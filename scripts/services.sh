@@ -14,7 +14,8 @@ API="http://$HOST:$PORT/api"
 WAIT_SECONDS=${WAIT_SECONDS:-120}
 mkdir -p "$RUN_DIR"
 
-running() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+# Alive = any process left in the group (the leader may be gone while its children still run).
+running() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 -- "-$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
 
 start() {  # name, command...
   local name=$1; shift
@@ -26,17 +27,26 @@ start() {  # name, command...
   echo "$name started (pid $!, log $RUN_DIR/$name.log)"
 }
 
-healthy() { curl -sf --noproxy '*' -m 2 "$API/health" >/dev/null 2>&1; }
+healthy() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -sf --noproxy '*' -m 2 "$API/health" >/dev/null 2>&1
+  else
+    "$BIN/python" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+      "$API/health" >/dev/null 2>&1
+  fi
+}
 
 stop_one() {
   local name=$1 pid
   running "$name" || { rm -f "$RUN_DIR/$name.pid"; return 0; }
   pid=$(cat "$RUN_DIR/$name.pid")
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  if kill -0 "$pid" 2>/dev/null; then
+  # Signal the whole process group (set -m made the job its leader), never a bare pid that may
+  # have been reused by an unrelated process.
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 -- "-$pid" 2>/dev/null; then
     echo "$name did not stop on SIGTERM within 10 s; sending SIGKILL"
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL -- "-$pid" 2>/dev/null || true
   fi
   rm -f "$RUN_DIR/$name.pid"
   echo "$name stopped"
@@ -56,7 +66,9 @@ case "${1:-}" in
     echo "server not healthy after ${WAIT_SECONDS}s; see $RUN_DIR/server.log" >&2; exit 1 ;;
   serve)
     healthy || { echo "no Prefect server at $API: run make server first" >&2; exit 1; }
-    PREFECT_API_URL="$API" start serve "$BIN/python" -m deployments.serve ;;
+    PREFECT_API_URL="$API" start serve "$BIN/python" -m deployments.serve
+    sleep 3
+    running serve || { echo "serve exited; see $RUN_DIR/serve.log" >&2; tail -20 "$RUN_DIR/serve.log" >&2; exit 1; } ;;
   stop)  # clients first, then the server they talk to
     stop_one serve
     stop_one server ;;

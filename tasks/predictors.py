@@ -44,10 +44,17 @@ def train_predictor(
 
 
 @task(task_run_name="publish-{trained.target}")
-def publish_predictor(registry: ModelRegistry, trained: training.TrainedTarget) -> training.PublishOutcome:
-    return training.publish_predictor(registry, trained)
+def publish_predictor(
+    registry: ModelRegistry, trained: training.TrainedTarget, expected_champion: str | None
+) -> training.PublishOutcome:
+    return training.publish_predictor(registry, trained, expected_champion)
 
 
 @task
 def current_champions(registry: ModelRegistry, data: Dataset) -> dict[str, str]:
     return training.current_champions(registry, data)
+
+
+@task
+def champions(registry: ModelRegistry) -> dict[str, str | None]:
+    return training.champions(registry)

@@ -178,6 +178,27 @@ class ModelRegistry:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def publishing(self, model: str):
+        """Hold one publisher at a time for ``model``: check the champion, publish, set an alias.
+
+        A separate lock file from the alias lock, so the calls inside may take that one. Local
+        filesystems only, like the alias lock.
+        """
+        if not self.local:
+            yield
+            return
+        import fcntl
+
+        lock_dir = self._dir(self._check_model(model))
+        os.makedirs(lock_dir, exist_ok=True)
+        with open(f"{lock_dir}/.publish.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     # -- versions --------------------------------------------------------------------------------
 
     def publish(self, model: str, predictor: Any, manifest: dict[str, Any]) -> ModelVersion:

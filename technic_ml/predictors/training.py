@@ -232,6 +232,11 @@ def _manifest(data: Dataset, trained: TrainedTarget, gates: Gates, data_note: st
     }
 
 
+def champions(registry: ModelRegistry) -> dict[str, str | None]:
+    """target -> the champion version now (None: no champion)."""
+    return {target: registry.aliases(model).get("champion") for target, model in MODEL_NAMES.items()}
+
+
 def current_champions(registry: ModelRegistry, data: Dataset) -> dict[str, str]:
     """Targets whose champion was trained on exactly ``data`` (target -> version): nothing to redo."""
     current = {}
@@ -263,8 +268,20 @@ class PublishOutcome:
         return self.alias is not None
 
 
-def publish_predictor(registry: ModelRegistry, trained: TrainedTarget) -> PublishOutcome:
-    """Publish one target if it passed validation; never touch an alias for one that did not."""
+def publish_predictor(
+    registry: ModelRegistry, trained: TrainedTarget, expected_champion: str | object | None = ...
+) -> PublishOutcome:
+    """Publish one target if it passed validation; never touch an alias for one that did not.
+
+    ``expected_champion`` is the champion version validation compared against (``None``: there was
+    none). If another run changed the champion meanwhile, this model was never compared with the
+    new one, so it is published as challenger, not promoted. Publishers of a model are serialized.
+    """
+    with registry.publishing(MODEL_NAMES[trained.target]):
+        return _publish_locked(registry, trained, expected_champion)
+
+
+def _publish_locked(registry: ModelRegistry, trained: TrainedTarget, expected_champion) -> PublishOutcome:
     target, report = trained.target, trained.report
     model = MODEL_NAMES[target]
     if report.too_few:
@@ -283,6 +300,13 @@ def publish_predictor(registry: ModelRegistry, trained: TrainedTarget) -> Publis
                 target, False, champion, "champion", "unchanged: the champion was trained on the same data"
             )
     version = registry.publish(model, trained.predictor, trained.manifest).version
+    if expected_champion is not ... and champion != expected_champion:
+        why = (
+            f"the champion changed from {expected_champion} to {champion} while this run validated;"
+            " not compared with it, so challenger (re-run to compare)"
+        )
+        registry.set_challenger(model, version, why)
+        return PublishOutcome(target, True, version, "challenger", why)
     if result.vs_champion:
         registry.set_challenger(model, version, f"passed its gates but {result.vs_champion}")
         return PublishOutcome(target, True, version, "challenger", result.vs_champion)

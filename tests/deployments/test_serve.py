@@ -37,9 +37,8 @@ def test_schedules_are_new_york_trading_hours_hourly_nightly_and_ad_hoc(served):
     assert _crons(served["collect-history"]) == [("5 * * * *", ny)]
     assert _crons(served["train-predictors"]) == [("30 17 * * 1-5", ny)]
     assert served["backfill-history"].schedules in (None, [])
-    # Scheduled runs skip NYSE holidays cleanly.
-    assert served["market-snapshot"].parameters == {"skip_non_trading_days": True}
-    assert served["train-predictors"].parameters == {"params": {"skip_non_trading_days": True}}
+    # One run at a time per deployment (an overlapping run waits).
+    assert all(d.concurrency_limit == 1 for d in served.values())
 
 
 def test_the_snapshot_schedule_covers_the_trading_day_every_30_minutes():
@@ -74,3 +73,4 @@ def test_prefect_yaml_describes_the_same_deployments(served):
         assert served[name].entrypoint.endswith(f"{Path(module).name}:{func}")
         assert [(s["cron"], s["timezone"]) for s in d.get("schedules", [])] == _crons(served[name])
         assert (d.get("parameters") or {}) == (served[name].parameters or {})
+        assert d["concurrency_limit"] == served[name].concurrency_limit

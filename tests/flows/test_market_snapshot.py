@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from prefect.runtime import flow_run
 
+import flows
 from flows.market_snapshot import market_snapshot
 from technic_ml.market_data import YFinanceMarketData
 from technic_ml.nyse import sessions_between
@@ -17,6 +18,12 @@ from tests.flows.conftest import artifacts_of, logs_of, run_id
 from tests.market_data.test_yfinance_source import FakeYahoo, yfinance_frame
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_an_ad_hoc_run_on_a_holiday_still_snapshots(settings, monkeypatch):
+    christmas = dt.datetime(2026, 12, 25, 15, 0, tzinfo=dt.UTC)
+    monkeypatch.setitem(flow_run.FIELDS, "scheduled_start_time", lambda: christmas)
+    assert market_snapshot() is not None  # not auto-scheduled: the user asked for it
 
 
 def test_snapshot_of_the_sample_is_persisted_and_shown(settings):
@@ -34,7 +41,8 @@ def test_a_scheduled_run_on_an_nyse_holiday_completes_without_a_snapshot(setting
     # What prefect.runtime reports for a run scheduled at 10:00 New York time on Christmas Day.
     christmas = dt.datetime(2026, 12, 25, 15, 0, tzinfo=dt.UTC)
     monkeypatch.setitem(flow_run.FIELDS, "scheduled_start_time", lambda: christmas)
-    state = market_snapshot(skip_non_trading_days=True, return_state=True)
+    monkeypatch.setattr(flows, "_auto_scheduled", lambda: True)
+    state = market_snapshot(return_state=True)
     assert state.is_completed()
     assert state.result() is None
     assert not settings.snapshot_path.exists()

@@ -74,6 +74,11 @@ def test_a_failed_gate_publishes_nothing_and_fails_the_run_with_the_reason(with_
     assert "NOT published" in decision
 
 
+def test_a_misspelt_parameter_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="n_fold"):
+        TrainParams.model_validate({"n_fold": 4})
+
+
 def test_two_runs_at_once_leave_a_consistent_registry(with_history):
     states = []
 

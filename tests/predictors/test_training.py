@@ -10,7 +10,13 @@ from technic_ml.jobs import sample_scan_log
 from technic_ml.nyse import to_ny
 from technic_ml.predictors.registry import ModelRegistry
 from technic_ml.predictors.serving import Predictors, open_predictors
-from technic_ml.predictors.training import FoldPlan, load_training_data, publish_predictors, train_predictors
+from technic_ml.predictors.training import (
+    FoldPlan,
+    load_training_data,
+    publish_predictor,
+    publish_predictors,
+    train_predictors,
+)
 from technic_ml.predictors.validation import Candidate, Gates
 
 FAST = (Candidate("rf", "seed"), Candidate("hgb", "enriched", {"max_iter": 120}))
@@ -133,3 +139,16 @@ def test_without_models_serving_says_so(tmp_path):
     assert result["count"].state == "abstain" and result["count"].value is None
     assert "no champion yet" in result["count"].reasons[0]
     assert result["duration"].state == "heuristic" and result["duration"].value == pytest.approx(8.0)
+
+
+def test_a_champion_changed_by_another_run_meanwhile_makes_this_one_challenger(first_run, tmp_path):
+    registry = ModelRegistry(tmp_path)
+    trained = first_run.targets["count"]
+    # This run validated against "no champion"; another run has since published and promoted one.
+    other = publish_predictor(registry, trained, None)
+    assert other.alias == "champion"
+    replica = dataclasses.replace(trained, manifest={**trained.manifest, "training_data_sha256": "0" * 64})
+    late = publish_predictor(registry, replica, None)
+    assert late.published and late.alias == "challenger"
+    assert "changed" in late.reason and other.version in late.reason
+    assert registry.aliases("result-count")["champion"] == other.version
