@@ -162,8 +162,8 @@ class ModelRegistry:
                 fh.write(data)
 
     @contextlib.contextmanager
-    def _locked(self, model: str):
-        """Serialize alias read-modify-write between processes (local filesystems only)."""
+    def _flock(self, model: str, name: str):
+        """An exclusive lock file of ``model`` between processes (local filesystems only)."""
         if not self.local:
             yield
             return
@@ -171,33 +171,23 @@ class ModelRegistry:
 
         lock_dir = self._dir(model)
         os.makedirs(lock_dir, exist_ok=True)
-        with open(f"{lock_dir}/.lock", "a+") as fh:
+        with open(f"{lock_dir}/{name}", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    @contextlib.contextmanager
+    def _locked(self, model: str):
+        """Serialize alias read-modify-write between processes."""
+        return self._flock(model, ".lock")
+
     def publishing(self, model: str):
         """Hold one publisher at a time for ``model``: check the champion, publish, set an alias.
 
-        A separate lock file from the alias lock, so the calls inside may take that one. Local
-        filesystems only, like the alias lock.
+        A separate lock file from the alias lock, so the calls inside may take that one.
         """
-        if not self.local:
-            yield
-            return
-        import fcntl
-
-        lock_dir = self._dir(self._check_model(model))
-        os.makedirs(lock_dir, exist_ok=True)
-        with open(f"{lock_dir}/.publish.lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return self._flock(self._check_model(model), ".publish.lock")
 
     # -- versions --------------------------------------------------------------------------------
 
