@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from technic_ml import jobs
-from technic_ml.errors import MarketDataError
+from technic_ml.errors import MarketDataUnavailable
 from technic_ml.settings import TechnicSettings
 
 
@@ -13,8 +13,8 @@ def _transient(task, task_run, state) -> bool:
     """Retry only network failures of the live source; a bad directory will not heal in 10 s."""
     try:
         state.result()
-    except MarketDataError as exc:
-        return "yfinance" in str(exc)
+    except MarketDataUnavailable:
+        return True
     except Exception:
         return False
     return False

@@ -19,6 +19,14 @@ class MarketDataError(TechnicError):
     """Market data could not be read or fetched (missing file, empty download, time-out...)."""
 
 
+class MarketDataUnavailable(MarketDataError):
+    """The live source could not be reached (time-out, failed call, empty answer): may pass later.
+
+    The one market-data failure worth retrying (``tasks/market.py``); a bad file or a bad setting
+    stays a plain :class:`MarketDataError`.
+    """
+
+
 class StoreError(TechnicError):
     """A persistent store (scan history, snapshots) is unreadable or was used incorrectly."""
 

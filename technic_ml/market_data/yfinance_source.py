@@ -54,7 +54,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from technic_ml.errors import MarketDataError
+from technic_ml.errors import MarketDataError, MarketDataUnavailable
 from technic_ml.fsio import write_parquet_atomic
 from technic_ml.market_data.base import UNIVERSE_COLUMNS, MarketData
 from technic_ml.market_data.parquet_dir import (
@@ -79,6 +79,8 @@ ADJUSTMENT_TOLERANCE = 1e-4
 COVERAGE_FILE = "coverage.parquet"
 _PRICE_FIELDS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
 _KIND_TICKERS = {"spy": SPY_TICKER, "vix": VIX_TICKER}
+#: How the messages of a failed call (``_call``) start: Yahoo was not reached or answered nothing.
+_UNREACHABLE = ("yfinance timed out", "yfinance failed fetching", "yfinance returned an empty frame")
 
 Downloader = Callable[..., pd.DataFrame | None]
 
@@ -389,7 +391,9 @@ class YFinanceMarketData(MarketData):
             self.warnings.append(message)
         if uncached:
             errors = sorted({failures[t] for t in uncached})
-            raise MarketDataError(
+            # Every cause a failed call to Yahoo (not an unknown symbol): worth retrying later.
+            unreachable = all(e.startswith(_UNREACHABLE) for e in errors)
+            raise (MarketDataUnavailable if unreachable else MarketDataError)(
                 f"{self.source}: no data for {kind} {_names(uncached)} and nothing cached; "
                 f"{'; '.join(errors)}"
             )
@@ -437,15 +441,17 @@ class YFinanceMarketData(MarketData):
         worker.start()
         worker.join(self.timeout)
         if worker.is_alive():
-            raise MarketDataError(f"yfinance timed out after {self.timeout:g}s fetching {_names(tickers)}")
+            raise MarketDataUnavailable(
+                f"yfinance timed out after {self.timeout:g}s fetching {_names(tickers)}"
+            )
         if "error" in outcome:
             exc = outcome["error"]
-            raise MarketDataError(
+            raise MarketDataUnavailable(
                 f"yfinance failed fetching {_names(tickers)}: {type(exc).__name__}: {exc}"
             ) from exc  # type: ignore[misc]
         frame = outcome.get("frame")
         if frame is None or not isinstance(frame, pd.DataFrame) or frame.empty:
-            raise MarketDataError(
+            raise MarketDataUnavailable(
                 f"yfinance returned an empty frame fetching {_names(tickers)} ({start}..{end}); "
                 f"the network may be down or Yahoo unreachable"
             )

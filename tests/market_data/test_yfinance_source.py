@@ -422,3 +422,17 @@ def test_a_batch_of_unknown_symbols_does_not_stop_the_others(yahoo, cache):
     with pytest.raises(MarketDataError, match=r"no data for prices \['OLD'\]"):
         market.bars(["OLD", "AAA"], "2019-12-04 17:00", start=START)
     assert [c["tickers"] for c in yahoo.calls] == [["OLD"], ["AAA"]]
+
+
+def test_an_unreachable_yahoo_is_the_retryable_error_an_unknown_symbol_is_not(cache):
+    from technic_ml.errors import MarketDataUnavailable
+
+    down = YFinanceMarketData(
+        cache, download=lambda tickers, **kw: yfinance_frame({t: None for t in tickers})
+    )
+    with pytest.raises(MarketDataUnavailable, match="network may be down"):
+        down.bars(["AAA"], dt.date(2019, 12, 4), start=START)
+    known = FakeYahoo({"AAA": yahoo_history(10)})
+    with pytest.raises(MarketDataError, match="ZZZ") as refused:
+        YFinanceMarketData(cache, download=known).bars(["AAA", "ZZZ"], dt.date(2019, 12, 4), start=START)
+    assert not isinstance(refused.value, MarketDataUnavailable)
