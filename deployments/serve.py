@@ -30,36 +30,30 @@ COLLECT_SCHEDULE = Cron("5 * * * *", timezone=TZ)  # hourly, off the half hours 
 TRAIN_SCHEDULE = Cron("30 17 * * 1-5", timezone=TZ)  # nightly, after the close and the last snapshot
 
 
+def _deployment(flow, description: str, schedules=()):
+    """A deployment named after its flow, one run at a time (an overlapping run waits)."""
+    return flow.to_deployment(
+        name=flow.name,
+        schedules=list(schedules),
+        description=description,
+        tags=["technic-ml"],
+        concurrency_limit=1,
+    )
+
+
 def deployments() -> list:
     """The RunnerDeployments ``serve`` runs (backfill-history has no schedule: ad hoc only)."""
     return [
-        market_snapshot.to_deployment(
-            name="market-snapshot",
-            schedules=list(SNAPSHOT_SCHEDULES),
-            description="Market conditions every 30 minutes of the trading day.",
-            tags=["technic-ml"],
-            concurrency_limit=1,
+        _deployment(
+            market_snapshot, "Market conditions every 30 minutes of the trading day.", SNAPSHOT_SCHEDULES
         ),
-        collect_history.to_deployment(
-            name="collect-history",
-            schedules=[COLLECT_SCHEDULE],
-            description="Import new scanner logs from the inbox, hourly.",
-            tags=["technic-ml"],
-            concurrency_limit=1,
+        _deployment(collect_history, "Import new scanner logs from the inbox, hourly.", [COLLECT_SCHEDULE]),
+        _deployment(
+            train_predictors,
+            "Validate, train and publish both predictors, nightly after the close.",
+            [TRAIN_SCHEDULE],
         ),
-        train_predictors.to_deployment(
-            name="train-predictors",
-            schedules=[TRAIN_SCHEDULE],
-            description="Validate, train and publish both predictors, nightly after the close.",
-            tags=["technic-ml"],
-            concurrency_limit=1,
-        ),
-        backfill_history.to_deployment(
-            name="backfill-history",
-            description="Backfill scan history with the reference scanner (ad hoc).",
-            tags=["technic-ml"],
-            concurrency_limit=1,
-        ),
+        _deployment(backfill_history, "Backfill scan history with the reference scanner (ad hoc)."),
     ]
 
 

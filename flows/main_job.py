@@ -34,10 +34,9 @@ def main_job(
     artifacts.snapshot_artifact(snapshot)
 
     backfill = None
-    if n_scans and settings.market_source != "yfinance":
-        end = snapshot.conditions.spy_bar_date or snapshot.as_of.date()
-        params = BackfillParams(end=end, n_scans=n_scans)
-        backfill = backfill_history(params)
+    window = jobs.main_backfill_window(settings, snapshot)
+    if n_scans and window:
+        backfill = backfill_history(BackfillParams(start=window[0], end=window[1], n_scans=n_scans))
     elif n_scans:
         logger.info("live source: no backfill (it would download years of bars for the universe)")
 

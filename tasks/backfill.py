@@ -14,11 +14,6 @@ from technic_ml.settings import TechnicSettings
 
 
 @task
-def main_backfill_plan(settings: TechnicSettings, snapshot: jobs.Snapshot, n_scans: int) -> list:
-    return jobs.main_backfill_plan(settings, snapshot, n_scans)
-
-
-@task
 def plan_backfill(settings: TechnicSettings, start, end, n_scans: int, seed: int) -> list:
     return lib.plan_for_settings(settings, start, end, n_scans, seed)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
-from technic_ml.history.inbox import CollectReport, collect_inbox
 
 from technic_ml import jobs
+from technic_ml.history.inbox import CollectReport, collect_inbox
 from technic_ml.history.store import CompactionReport
 from technic_ml.settings import TechnicSettings
 

@@ -5,7 +5,7 @@ Every flow in ``flows/`` is a table of contents over these steps (each wrapped b
 
 1. :func:`take_snapshot`: market conditions at a moment (the end of a historical dataset by
    default, now for a live source), persisted to the snapshot store;
-2. :func:`main_backfill_plan`: the planned scans (fixed seed) over the five years before the
+2. :func:`main_backfill_window`: the scans are planned (fixed seed) over the five years before the
    snapshot, point in time, so a fresh machine builds a training history offline; a live source
    (yfinance) is not backfilled: it would download years of bars for the whole universe;
 3. :func:`technic_ml.backfill.run_chunk` runs a chunk of that plan (re-runs skip stored scans);
@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from technic_ml.backfill import BackfillSummary, PlannedScan, plan_backfill
+from technic_ml.backfill import BackfillSummary
 from technic_ml.contracts import MarketConditions
 from technic_ml.history import ScanHistoryStore
 from technic_ml.market_conditions import snapshot_market
@@ -96,22 +96,17 @@ def take_snapshot(settings: TechnicSettings, as_of: AsOf | None = None) -> Snaps
     return Snapshot(conditions, path, when, reason, market.source, market.is_sample)
 
 
-def main_backfill_plan(
-    settings: TechnicSettings,
-    snapshot: Snapshot,
-    n_scans: int = BACKFILL_SCANS,
-    seed: int = BACKFILL_SEED,
-    years: int = BACKFILL_YEARS,
-) -> list[PlannedScan]:
-    """The main job's training history: ``n_scans`` scans over the ``years`` before the snapshot.
+def main_backfill_window(
+    settings: TechnicSettings, snapshot: Snapshot, years: int = BACKFILL_YEARS
+) -> tuple[dt.date, dt.date] | None:
+    """The main job's training history window: the ``years`` before the snapshot's last bar.
 
-    Empty for a live source or ``n_scans == 0`` (see the module docstring).
+    None for a live source (see the module docstring).
     """
-    if settings.market_source == "yfinance" or n_scans <= 0:
-        return []
+    if settings.market_source == "yfinance":
+        return None
     end = snapshot.conditions.spy_bar_date or snapshot.as_of.date()
-    start = end - dt.timedelta(days=365 * years)
-    return plan_backfill(start, end, n_scans, seed, open_market_data(settings).universe())
+    return end - dt.timedelta(days=365 * years), end
 
 
 def training_data(settings: TechnicSettings):

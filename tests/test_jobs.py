@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from technic_ml.backfill import run_chunk
+from technic_ml.backfill import plan_for_settings, run_chunk
 from technic_ml.history import ScanHistoryStore
-from technic_ml.jobs import default_as_of, main_backfill_plan, sample_scan_log, take_snapshot, write_reports
+from technic_ml.jobs import default_as_of, main_backfill_window, sample_scan_log, take_snapshot, write_reports
 from technic_ml.market_data import ParquetMarketData
 from technic_ml.nyse import NY
 from technic_ml.settings import TechnicSettings
@@ -30,7 +30,9 @@ def test_main_job_steps_on_real_data_are_point_in_time(shared_market_dir, tmp_pa
     assert snapshot.is_sample is False and snapshot.market_source.startswith("parquet:")
     assert snapshot.conditions.spy_trend == "bearish"
     assert snapshot.path.exists() and tmp_path in snapshot.path.parents
-    plan = main_backfill_plan(settings, snapshot, 50)
+    start, end = main_backfill_window(settings, snapshot)
+    assert end == dt.date(2008, 10, 10) and start == end - dt.timedelta(days=365 * 5)
+    plan = plan_for_settings(settings, start, end, 50, 0)
     assert len(plan) == 50 and max(p.as_of for p in plan).date() <= dt.date(2008, 10, 10)
     summary = run_chunk(settings, plan)
     assert summary.added == 50 and summary.data_source.startswith("parquet:")
@@ -46,4 +48,4 @@ def test_main_job_steps_on_real_data_are_point_in_time(shared_market_dir, tmp_pa
 def test_a_live_source_is_not_backfilled(tmp_path):
     settings = TechnicSettings(data_root=tmp_path, market_source="yfinance")
     snapshot = type("S", (), {"conditions": None, "as_of": None})()
-    assert main_backfill_plan(settings, snapshot, 100) == []
+    assert main_backfill_window(settings, snapshot) is None
