@@ -102,6 +102,26 @@ def last_completed_session(ts: dt.datetime | dt.date | str | pd.Timestamp) -> dt
     return session.date()
 
 
+def current_or_next_session(ts: dt.datetime | dt.date | str | pd.Timestamp) -> dt.date:
+    """The NYSE session still to close at ``ts``: today's before its close, else the next one.
+
+    Presets generated at 08:30 on a trading day are for that day; on a holiday or after the close,
+    for the next session.
+    """
+    cal = calendar()
+    t = _utc(ts)
+    day = pd.Timestamp(to_ny(ts).date())
+    if day < cal.first_session or day >= cal.last_session:
+        raise ValueError(
+            f"as_of: received {ts}; expected a time between {cal.first_session.date()}"
+            f" and {cal.last_session.date()}"
+        )
+    session = cal.date_to_session(day, direction="next")
+    if cal.session_close(session) <= t:
+        session = cal.next_session(session)
+    return session.date()
+
+
 def sessions_between(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
     """NYSE sessions in [start, end] (naive dates)."""
     cal = calendar()

@@ -54,6 +54,9 @@ class TechnicSettings(BaseSettings):
     processed_dir: Path | None = Field(
         default=None, description="Where imported logs are moved; defaults to <data_root>/inbox-processed."
     )
+    presets_dir: Path | None = Field(
+        default=None, description="Daily presets and their history; defaults to <data_root>/presets."
+    )
 
     @field_validator(
         "data_root",
@@ -65,6 +68,7 @@ class TechnicSettings(BaseSettings):
         "model_registry_dir",
         "inbox_dir",
         "processed_dir",
+        "presets_dir",
     )
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
@@ -109,3 +113,7 @@ class TechnicSettings(BaseSettings):
     @property
     def processed_path(self) -> Path:
         return self.processed_dir or self.data_root / "inbox-processed"
+
+    @property
+    def presets_path(self) -> Path:
+        return self.presets_dir or self.data_root / "presets"

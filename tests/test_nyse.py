@@ -107,3 +107,20 @@ def test_trading_day_is_judged_on_the_new_york_date(when):
 def test_trading_day_check_outside_the_calendar_names_the_span():
     with pytest.raises(ValueError, match=r"when: received '1980-01-02' .* expected a date between 1990"):
         trading_day_check("1980-01-02")
+
+
+@pytest.mark.parametrize(
+    ("when", "session"),
+    [
+        ("2018-12-20T08:30:00-05:00", "2018-12-20"),  # before the open: today
+        ("2018-12-20T15:59:00-05:00", "2018-12-20"),
+        ("2018-12-20T16:00:00-05:00", "2018-12-21"),  # at the close: the next session
+        ("2018-12-24T13:30:00-05:00", "2018-12-26"),  # after an early close, over Christmas
+        ("2018-12-25T08:30:00-05:00", "2018-12-26"),  # a holiday
+        ("2018-12-22T08:30:00-05:00", "2018-12-24"),  # a Saturday
+    ],
+)
+def test_current_or_next_session(when, session):
+    from technic_ml.nyse import current_or_next_session
+
+    assert current_or_next_session(when).isoformat() == session

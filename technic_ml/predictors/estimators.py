@@ -345,6 +345,35 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
     def _prediction(self, x, point, lower, upper, version) -> Prediction:
         return Prediction(self._target, "model", point, lower, upper, self.coverage, version=version)
 
+    def predict_batch(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`predict_one` for many rows at once, as arrays (the optimizer's path).
+
+        ``in_range`` is False where ``predict_one`` would abstain; the other arrays hold NaN there.
+        Same compiled runtime and the same conformal band as ``predict_one`` (tested to agree).
+        """
+        if not hasattr(self, "runtime_"):
+            check_is_fitted(self)
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X: received shape {X.shape}; expected (n, {self.n_features_in_})")
+        lo, hi = self.feature_range_
+        in_range = ((lo <= X) & (hi >= X)).all(axis=1)
+        point = np.full(len(X), np.nan)
+        lower, upper = point.copy(), point.copy()
+        rows = X[in_range]
+        if len(rows):
+            point[in_range] = self.runtime_.predict(rows)
+            scale = None
+            if self.scale_runtime_ is not None:
+                scale = np.maximum(self.scale_runtime_.predict(rows), self.scale_floor_)
+            lower[in_range], upper[in_range] = self.conformal_.interval(point[in_range], scale)
+        out = {"in_range": in_range, "point": point, "lower": lower, "upper": upper}
+        self._batch_extra(rows, in_range, out)
+        return out
+
+    def _batch_extra(self, rows: np.ndarray, in_range: np.ndarray, out: dict[str, np.ndarray]) -> None:
+        pass
+
 
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
@@ -400,6 +429,16 @@ class ResultCountPredictor(_TreePredictor):
             return np.full(len(X), self.empty_rate_)
         with self._threads():
             return self.empty_classifier_.predict_proba(X)[:, 1]
+
+    def _batch_extra(self, rows, in_range, out) -> None:
+        lo, hi = integer_interval(out["lower"][in_range], out["upper"][in_range])
+        out["lower"][in_range], out["upper"][in_range] = lo, hi
+        p_empty = np.full(len(in_range), np.nan)
+        if self.empty_runtime_ is None:
+            p_empty[in_range] = self.empty_rate_
+        elif len(rows):
+            p_empty[in_range] = self.empty_runtime_.predict(rows)
+        out["p_empty"] = p_empty
 
     def _prediction(self, x, point, lower, upper, version) -> Prediction:
         lo, hi = integer_interval(np.array([lower]), np.array([upper]))

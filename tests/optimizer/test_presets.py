@@ -1,0 +1,110 @@
+"""The presets document's provenance and the history on disk: idempotent, crash-tolerant, fail closed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import pytest
+
+from technic_ml.errors import StoreError
+from technic_ml.nyse import NY
+from technic_ml.optimizer import Optimizer, PresetsHistory, daily_presets, hot_sectors
+
+
+@pytest.fixture(scope="module")
+def document(predictors, conditions, history_template):
+    from technic_ml.history import ScanHistoryStore
+
+    optimizer = Optimizer(predictors)
+    suggestions = optimizer.suggest_all(conditions)
+    hot = hot_sectors(ScanHistoryStore(history_template).frame(), conditions.as_of, window_days=120)
+    return daily_presets(
+        suggestions,
+        hot,
+        conditions,
+        snapshot_id="20181220T133000000000Z-abc",
+        models={"count": predictors.count, "duration": predictors.duration},
+        searched=7182,
+        elapsed_seconds=0.5,
+    )
+
+
+def test_the_document_carries_its_provenance(document):
+    assert document["for_session"] == "2018-12-20" and document["source"] == "model"
+    prov = document["provenance"]
+    assert prov["snapshot_id"] == "20181220T133000000000Z-abc" and prov["snapshot_degraded"] is False
+    assert prov["models"]["count"]["version"] == "count-test"
+    assert prov["models"]["duration"]["version"] == "duration-test"
+    assert set(document["presets"]) == {"quick", "balanced", "deep"}
+    assert document["hot_sectors"]["window_days"] == 120
+    json.dumps(document, allow_nan=False)
+
+
+def test_the_id_hashes_the_inputs_not_the_clock(predictors, conditions, document):
+    again = daily_presets(
+        Optimizer(predictors).suggest_all(conditions),
+        None,
+        conditions,
+        snapshot_id="20181220T133000000000Z-abc",
+        models={"count": predictors.count, "duration": predictors.duration},
+        searched=7182,
+        elapsed_seconds=0.9,
+        generated_at=dt.datetime(2030, 1, 1, tzinfo=NY),
+    )
+    assert again["presets_id"] == document["presets_id"]
+    other = {**document, "presets_id": "x"}
+    assert other["presets_id"] != document["presets_id"]
+
+
+def test_saving_twice_is_idempotent_and_latest_is_the_newest(tmp_path, document):
+    history = PresetsHistory(tmp_path / "presets")
+    assert history.latest() is None and history.history() == []
+    assert history.save(document) is True
+    assert history.save(document) is False
+    newer = {**document, "presets_id": "newer", "for_session": "2018-12-21"}
+    assert history.save(newer) is True
+    assert [d["presets_id"] for d in history.history()] == ["newer", document["presets_id"]]
+    assert history.latest()["presets_id"] == "newer"
+    assert history.history(limit=1)[0]["presets_id"] == "newer"
+
+
+def test_a_torn_last_line_is_skipped_then_repaired(tmp_path, document, caplog):
+    history = PresetsHistory(tmp_path / "presets")
+    history.save(document)
+    with open(history.history_file, "ab") as fh:
+        fh.write(b'{"schema_version": 1, "presets_id": "half')  # a writer killed mid-append
+    with caplog.at_level(logging.WARNING):
+        assert [d["presets_id"] for d in history.history()] == [document["presets_id"]]
+    assert "torn last line" in caplog.text
+    assert history.save({**document, "presets_id": "after"}) is True
+    assert [d["presets_id"] for d in history.history()] == ["after", document["presets_id"]]
+    assert (
+        history.history_file.with_suffix(".jsonl.torn")
+        .read_bytes()
+        .startswith(b'{"schema_version": 1, "presets_id": "half')
+    )
+
+
+def test_a_corrupt_line_in_the_middle_is_an_error_naming_it(tmp_path, document):
+    history = PresetsHistory(tmp_path / "presets")
+    history.save(document)
+    with open(history.history_file, "ab") as fh:
+        fh.write(b"not json\n")
+    history_lines = history.history_file.read_bytes()
+    with pytest.raises(StoreError, match=r"history.jsonl:2"):
+        history.history()
+    with pytest.raises(StoreError, match=r"history.jsonl:2"):
+        history.save({**document, "presets_id": "y"})
+    assert history.history_file.read_bytes() == history_lines  # nothing appended, nothing lost
+
+
+def test_unknown_schema_versions_are_refused(tmp_path, document):
+    history = PresetsHistory(tmp_path / "presets")
+    history.save(document)
+    history.latest_file.write_text(json.dumps({**document, "schema_version": 2}))
+    with pytest.raises(StoreError, match="schema_version 2; expected 1"):
+        history.latest()
+    with pytest.raises(StoreError, match="schema_version None"):
+        history.save({"presets_id": "x"})
