@@ -15,6 +15,7 @@ from prefect.schedules import Cron
 
 from flows.backfill_history import backfill_history
 from flows.collect_history import collect_history
+from flows.daily_presets import daily_presets
 from flows.market_snapshot import market_snapshot
 from flows.train_predictors import train_predictors
 
@@ -28,6 +29,7 @@ SNAPSHOT_SCHEDULES = (
 )
 COLLECT_SCHEDULE = Cron("5 * * * *", timezone=TZ)  # hourly, off the half hours the snapshot uses
 TRAIN_SCHEDULE = Cron("30 17 * * 1-5", timezone=TZ)  # nightly, after the close and the last snapshot
+PRESETS_SCHEDULE = Cron("30 8 * * 1-5", timezone=TZ)  # before the open, from last night's champions
 
 
 def _deployment(flow, description: str, schedules=()):
@@ -52,6 +54,11 @@ def deployments() -> list:
             train_predictors,
             "Validate, train and publish both predictors, nightly after the close.",
             [TRAIN_SCHEDULE],
+        ),
+        _deployment(
+            daily_presets,
+            "Suggest quick, balanced and deep presets and hot sectors, weekdays before the open.",
+            [PRESETS_SCHEDULE],
         ),
         _deployment(backfill_history, "Backfill scan history with the reference scanner (ad hoc)."),
     ]

@@ -1,7 +1,8 @@
 """Prefect flows, one per file; each flow body reads like a table of contents of its tasks.
 
-``market-snapshot``, ``collect-history``, ``backfill-history``, ``train-predictors`` and the main
-job (``main-job``: backfill, then train). Schedules and serving live in ``deployments/``.
+``market-snapshot``, ``collect-history``, ``backfill-history``, ``train-predictors``,
+``daily-presets`` and the main job (``main-job``: backfill, then train). Schedules and serving
+live in ``deployments/``.
 """
 
 from __future__ import annotations

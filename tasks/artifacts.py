@@ -4,7 +4,8 @@ Plain functions, not tasks: each creates artifacts in the current flow run (a ta
 run per artifact and nothing to retry). Keys are stable, so the Artifacts page keeps each one's
 history across runs: ``market-snapshot``, ``collect-history``, ``backfill-progress``,
 ``backfill-history``, ``validation-<target>``, ``validation-<target>-figure``,
-``feature-importances-<target>``, ``model-registry``, ``model-aliases``, ``train-predictors``.
+``feature-importances-<target>``, ``model-registry``, ``model-aliases``, ``train-predictors``,
+``daily-presets``, ``daily-presets-table``, ``hot-sectors``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prefect.artifacts import (
 )
 
 from technic_ml import jobs
+from technic_ml.optimizer import reporting as presets_reporting
 from technic_ml.predictors import reporting, validation
 from technic_ml.predictors.registry import ModelRegistry
 
@@ -139,4 +141,25 @@ def decision_artifact(run, outcomes) -> None:
         reporting.decision_markdown(run, outcomes),
         key="train-predictors",
         description="Validation and publish decision",
+    )
+
+
+def presets_artifacts(document: dict, saved: bool) -> None:
+    flagged = " (FLAGGED)" if document["flags"] else ""
+    create_markdown_artifact(
+        presets_reporting.presets_markdown(document, saved=saved),
+        key="daily-presets",
+        description=f"Daily presets for {document['for_session']}{flagged}",
+    )
+    create_table_artifact(
+        _rows(presets_reporting.preset_rows(document)),
+        key="daily-presets-table",
+        description=f"Presets {document['presets_id']} ({document['source']})",
+    )
+    rows = presets_reporting.hot_sector_rows(document)
+    notes = "; ".join((document.get("hot_sectors") or {}).get("notes", []))
+    create_table_artifact(
+        _rows(rows) or [{"sector": "(no evidence)", "note": notes}],
+        key="hot-sectors",
+        description=f"Hot sectors: {notes}" if notes else "Hot sectors",
     )

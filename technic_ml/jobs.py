@@ -12,6 +12,10 @@ Every flow in ``flows/`` is a table of contents over these steps (each wrapped b
 4. :func:`training_data`, then the predictors' ``validate_predictor`` / ``train_predictor`` /
    ``publish_predictor`` (:mod:`technic_ml.predictors.training`);
 5. :func:`write_reports`: scan-history statistics and the JSON summary of a run.
+
+The daily presets (flow ``daily-presets``) add: :func:`load_champions` (both champions and the
+universe statistics at the snapshot's moment), :func:`suggest_presets` (every goal),
+:func:`rank_hot_sectors`, then :func:`technic_ml.optimizer.daily_presets` and :func:`save_presets`.
 """
 
 from __future__ import annotations
@@ -224,3 +228,50 @@ def registry_summary(registry) -> dict[str, dict]:
             )
         out[target] = entry
     return out
+
+
+# -- daily presets -------------------------------------------------------------------------------
+
+
+def load_champions(settings: TechnicSettings, as_of: AsOf):
+    """Both champions from the registry, with the universe statistics they need at ``as_of``.
+
+    A missing champion is not an error here: the optimizer says so and falls back, flagged.
+    """
+    from technic_ml.predictors.registry import ModelRegistry
+    from technic_ml.predictors.serving import Predictors, universe_at
+
+    market = open_market_data(settings)
+    registry = ModelRegistry(settings.model_registry_path)
+    return Predictors.from_registry(registry, universe_at(market, to_ny(as_of)))
+
+
+def suggest_presets(predictors, conditions: MarketConditions) -> tuple[dict, int, float]:
+    """(suggestion per goal, configs searched, seconds) with the default goals and search space."""
+    import time
+
+    from technic_ml.optimizer import Optimizer
+
+    optimizer = Optimizer(predictors)
+    started = time.perf_counter()
+    suggestions = optimizer.suggest_all(conditions)
+    elapsed = time.perf_counter() - started
+    for name, s in suggestions.items():
+        if s.source != "model":
+            log.warning("%s preset: %s", name, s.reasoning[0])
+        for flag in s.flags:
+            log.warning("%s preset: %s", name, flag)
+    return suggestions, len(optimizer.space.configs()), elapsed
+
+
+def rank_hot_sectors(settings: TechnicSettings, as_of: AsOf, window_days: int = 30):
+    from technic_ml.optimizer import hot_sectors
+
+    return hot_sectors(history_store(settings).frame(), to_ny(as_of), window_days=window_days)
+
+
+def save_presets(settings: TechnicSettings, document: dict[str, Any]) -> bool:
+    """Append to the presets history and make it the latest; False when these presets were saved."""
+    from technic_ml.optimizer import PresetsHistory
+
+    return PresetsHistory(settings.presets_path).save(document)

@@ -122,21 +122,26 @@ class Predictors:
         return prediction
 
 
-def open_predictors(registry: ModelRegistry, market, as_of) -> tuple[Predictors, MarketConditions]:
-    """Champions plus what they need at ``as_of``: market conditions and the previous close's universe."""
+def universe_at(market, when) -> UniverseStats | None:
+    """Universe statistics for scans at ``when`` (None, with a warning, when the data lacks them)."""
     import datetime as dt
 
     from technic_ml.errors import MarketDataError
+    from technic_ml.panel import Panel
+
+    try:
+        panel = Panel.from_market(market, when, start=(when - dt.timedelta(days=800)).date())
+        return UniverseStats(panel)
+    except MarketDataError as exc:
+        log.warning("no universe statistics at %s (%s): enriched models will abstain", when.isoformat(), exc)
+        return None
+
+
+def open_predictors(registry: ModelRegistry, market, as_of) -> tuple[Predictors, MarketConditions]:
+    """Champions plus what they need at ``as_of``: market conditions and the previous close's universe."""
     from technic_ml.market_conditions import snapshot_market
     from technic_ml.nyse import to_ny
-    from technic_ml.panel import Panel
 
     when = to_ny(as_of)
     conditions = snapshot_market(market, when)
-    universe = None
-    try:
-        panel = Panel.from_market(market, when, start=(when - dt.timedelta(days=800)).date())
-        universe = UniverseStats(panel)
-    except MarketDataError as exc:
-        log.warning("no universe statistics at %s (%s): enriched models will abstain", when.isoformat(), exc)
-    return Predictors.from_registry(registry, universe), conditions
+    return Predictors.from_registry(registry, universe_at(market, when)), conditions

@@ -22,7 +22,13 @@ def _crons(deployment) -> list[tuple[str, str]]:
 
 
 def test_every_flow_is_deployed_under_its_own_name(served):
-    assert set(served) == {"market-snapshot", "collect-history", "train-predictors", "backfill-history"}
+    assert set(served) == {
+        "market-snapshot",
+        "collect-history",
+        "train-predictors",
+        "daily-presets",
+        "backfill-history",
+    }
     for name, deployment in served.items():
         assert deployment.flow_name == name
 
@@ -36,6 +42,7 @@ def test_schedules_are_new_york_trading_hours_hourly_nightly_and_ad_hoc(served):
     ]
     assert _crons(served["collect-history"]) == [("5 * * * *", ny)]
     assert _crons(served["train-predictors"]) == [("30 17 * * 1-5", ny)]
+    assert _crons(served["daily-presets"]) == [("30 8 * * 1-5", ny)]  # weekdays, before the open
     assert served["backfill-history"].schedules in (None, [])
     # One run at a time per deployment (an overlapping run waits).
     assert all(d.concurrency_limit == 1 for d in served.values())
