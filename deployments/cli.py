@@ -17,7 +17,7 @@ from rich.table import Table
 
 from technic_ml.cli import _handled, _settings, app, err, out
 
-FLOWS = ("market-snapshot", "collect-history", "backfill-history", "train-predictors")
+FLOWS = ("market-snapshot", "collect-history", "backfill-history", "train-predictors", "daily-presets")
 
 
 def _ui_hint() -> str:

@@ -71,10 +71,13 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
 
         def deployments():
             found = client.post("/deployments/filter", json={}).json()
-            return found if len(found) >= 4 else None
+            return found if len(found) >= 5 else None
 
         names = {d["name"]: d for d in _wait_for(deployments, 90, "the served deployments")}
-        assert {"market-snapshot", "collect-history", "train-predictors", "backfill-history"} <= set(names)
+        assert {
+            "market-snapshot", "collect-history", "train-predictors", "daily-presets", "backfill-history"
+        } <= set(names)  # fmt: skip
+        assert names["daily-presets"]["schedules"][0]["schedule"]["cron"] == "30 8 * * 1-5"
         assert names["train-predictors"]["schedules"][0]["schedule"]["cron"] == "30 17 * * 1-5"
         assert names["train-predictors"]["schedules"][0]["schedule"]["timezone"] == "America/New_York"
         assert names["backfill-history"]["schedules"] == []
@@ -102,6 +105,37 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
         ).json()
         keys = {a["key"] for a in artifacts}
         assert {"train-predictors", "validation-count", "model-registry", "validation-count-figure"} <= keys
+
+        # The daily presets from the champion just published (no duration champion: the seed
+        # heuristic, flagged), through the served deployment.
+        presets = subprocess.run(
+            [str(BIN / "technic-ml"), "trigger", "daily-presets", "--wait"],
+            env={**env, "PREFECT_API_URL": api}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert presets.returncode == 0, presets.stdout + presets.stderr
+        assert "Completed" in presets.stdout
+        presets_runs = client.post(
+            "/flow_runs/filter", json={"deployments": {"id": {"any_": [names["daily-presets"]["id"]]}}}
+        ).json()
+        presets_done = [r for r in presets_runs if r["state_type"] == "COMPLETED"]
+        # The rest are the schedule's next runs (08:30 on weekdays), not yet due.
+        assert len(presets_done) == 1 and {r["state_type"] for r in presets_runs} <= {"COMPLETED", "SCHEDULED"}
+        presets_artifacts = client.post(
+            "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [presets_done[0]["id"]]}}}
+        ).json()
+        by_key = {a["key"]: a for a in presets_artifacts}
+        assert {"daily-presets", "daily-presets-table", "hot-sectors"} <= set(by_key)
+        from technic_ml.predictors.registry import ModelRegistry
+
+        champion = ModelRegistry(data_root / "models").aliases("result-count")
+        assert champion["champion"] in by_key["daily-presets"]["data"]  # provenance: the model version
+        listed = subprocess.run(
+            [str(BIN / "technic-ml"), "presets", "history", "--json"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        saved = json.loads(listed.stdout)[0]
+        assert saved["provenance"]["models"]["count"]["version"] == champion["champion"]
+        assert saved["provenance"]["snapshot_id"] and saved["generated_at"]
 
         # The main job against this server (PREFECT_API_URL set) instead of an ephemeral one.
         main = subprocess.run(
@@ -135,6 +169,23 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
         assert len(data) > 50_000, len(data)
         if keep := os.environ.get("E2E_SCREENSHOT"):  # to look at what a user sees
             shutil.copy(png, keep)
+        # The presets artifact as the UI renders it.
+        artifact_dom = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+             "--virtual-time-budget=15000", "--dump-dom",
+             f"http://127.0.0.1:{port}/artifacts/artifact/{by_key['daily-presets']['id']}"],
+            capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+        assert "Daily presets for" in artifact_dom, artifact_dom[-2000:]
+        if keep := os.environ.get("E2E_SCREENSHOT"):
+            subprocess.run(
+                [str(REPO / "scripts" / "ui-screenshot.sh"),
+                 f"http://127.0.0.1:{port}/artifacts/artifact/{by_key['daily-presets']['id']}",
+                 str(Path(keep).with_name("presets-" + Path(keep).name))],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
     finally:
         stopped = _services(env, "stop")
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr

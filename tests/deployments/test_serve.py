@@ -81,3 +81,9 @@ def test_prefect_yaml_describes_the_same_deployments(served):
         assert [(s["cron"], s["timezone"]) for s in d.get("schedules", [])] == _crons(served[name])
         assert (d.get("parameters") or {}) == (served[name].parameters or {})
         assert d["concurrency_limit"] == served[name].concurrency_limit
+
+
+def test_the_cli_can_trigger_every_served_deployment(served):
+    from deployments.cli import FLOWS
+
+    assert set(FLOWS) == set(served)
