@@ -119,7 +119,8 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
         ).json()
         presets_done = [r for r in presets_runs if r["state_type"] == "COMPLETED"]
         # The rest are the schedule's next runs (08:30 on weekdays), not yet due.
-        assert len(presets_done) == 1 and {r["state_type"] for r in presets_runs} <= {"COMPLETED", "SCHEDULED"}
+        assert len(presets_done) == 1
+        assert {r["state_type"] for r in presets_runs} <= {"COMPLETED", "SCHEDULED"}
         presets_artifacts = client.post(
             "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [presets_done[0]["id"]]}}}
         ).json()
