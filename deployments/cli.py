@@ -46,7 +46,8 @@ def run(
     from flows.main_job import main_job
 
     err.print(
-        f"main job: market snapshot, backfill {scans} scans, collect, validate, train, publish"
+        f"main job: market snapshot, backfill {scans} scans, collect, validate, train, publish,"
+        " daily presets"
         " (about 2 minutes on 2 cores; run logs in the Prefect UI)",
         highlight=False,
     )
@@ -96,6 +97,19 @@ def _print_summary(summary: dict) -> None:
         err.print(f"[bold red]train-predictors {t['state']}:[/] {escape(t['message'])}", soft_wrap=True)
         if not summary["predictors"]["duration"].get("champion"):
             err.print("duration predictions fall back to the flagged heuristic (max_symbols x 0.1 s)")
+    presets = summary.get("presets")
+    if presets:
+        table = Table(title=f"Daily presets for {presets['for_session']} ({presets['source']})")
+        for col in ("goal", "max symbols", "min rating", "min dollar vol", "lookback"):
+            table.add_column(col)
+        for goal, c in presets["presets"].items():
+            table.add_row(
+                goal, str(c["max_symbols"]), f"{c['min_tech_rating']:g}", f"{c['min_dollar_vol']:,.0f}",
+                str(c["lookback_days"]),
+            )  # fmt: skip
+        out.print(table)
+        for flag in presets["flags"]:
+            err.print(f"[bold yellow]presets flagged:[/] {escape(flag)}", soft_wrap=True)
     outputs = Table(title="Outputs", show_header=False)
     outputs.add_column("output")
     outputs.add_column("path", overflow="fold")
@@ -103,7 +117,8 @@ def _print_summary(summary: dict) -> None:
         outputs.add_row(name, escape(str(path)))
     out.print(outputs)
     out.print(
-        "Next: technic-ml predict --max-symbols 100 --min-tech-rating 50 | technic-ml models list",
+        "Next: technic-ml suggest | technic-ml analyze --max-symbols 100 --min-tech-rating 50"
+        " | technic-ml presets history | technic-ml models list",
         markup=False,
         highlight=False,
     )

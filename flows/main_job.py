@@ -1,10 +1,11 @@
 """main-job: the whole chain on a fresh machine (README command 1, ``technic-ml run``).
 
 Snapshot the market -> backfill a training history -> train-predictors (collect, validate, train,
-publish) -> write the run summary. Offline on the embedded sample by default; in Prefect's
-ephemeral mode unless ``PREFECT_API_URL`` points at a server. A predictor that fails its gates
-makes the ``train-predictors`` subflow Failed (visible in the UI, its reason in the summary), while
-the main job itself completes: the job's product is the state of the pipeline, reported honestly.
+publish) -> daily-presets (suggest each goal from the champions) -> write the run summary. Offline
+on the embedded sample by default; in Prefect's ephemeral mode unless ``PREFECT_API_URL`` points
+at a server. A predictor that fails its gates makes the ``train-predictors`` subflow Failed
+(visible in the UI, its reason in the summary), while the main job itself completes: the job's
+product is the state of the pipeline, reported honestly.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.backfill_history import BackfillParams, backfill_history
+from flows.daily_presets import PresetsParams, daily_presets
 from flows.train_predictors import TrainParams, train_predictors
 from tasks import artifacts, market
 from technic_ml import jobs
@@ -47,16 +49,20 @@ def main_job(
         if not state.is_completed():
             logger.warning("train-predictors ended %s: %s", state.name, state.message)
 
+    presets = daily_presets(PresetsParams(as_of=as_of, skip_non_trading_days=False))
+
     registry = ModelRegistry(settings.model_registry_path)
     summary = {
         **jobs.snapshot_dict(snapshot),
         "backfill": backfill,
         "train_predictors": training,
         "predictors": jobs.registry_summary(registry),
+        "presets": presets,
         "outputs": {
             "snapshot": snapshot.path,
             "history": settings.history_path,
             "models": settings.model_registry_path,
+            "presets": settings.presets_path / "latest.json",
         },
     }
     return jobs.write_reports(settings, summary)

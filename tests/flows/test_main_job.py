@@ -35,6 +35,11 @@ def test_main_job_runs_the_chain_offline_and_a_rerun_keeps_everything(tmp_path):
         assert "train-predictors Failed" in first.output
     for path in summary["outputs"].values():
         assert path.startswith(str(root))
+    presets = summary["presets"]
+    assert presets["source"] == "model" and presets["saved"] and set(presets["presets"]) == {
+        "quick", "balanced", "deep"
+    }  # fmt: skip
+    assert "Daily presets for 2019-01-02" in first.output
 
     second = runner.invoke(
         app, ["--data-root", str(root), "run"], env={"COLUMNS": "200"}, catch_exceptions=False
@@ -44,3 +49,5 @@ def test_main_job_runs_the_chain_offline_and_a_rerun_keeps_everything(tmp_path):
     assert again["backfill"]["added"] == 0 and again["backfill"]["already_stored"] == 3000
     assert again["history_records"] == 3000
     assert again["predictors"]["count"]["champion"] == count["champion"]
+    # Same snapshot, same champions: the same presets, recognised and not saved twice.
+    assert again["presets"]["presets_id"] == presets["presets_id"] and again["presets"]["saved"] is False
