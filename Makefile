@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install run test test-fast e2e check lint bench server serve stop status clean
+.PHONY: help install run test test-fast e2e check lint bench server serve stop status api clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ stop: ## Stop what server/serve started (deployments first, then the server)
 
 status: ## Whether the server and the deployments are running
 	scripts/services.sh status
+
+api: $(STAMP) ## The prediction API on http://127.0.0.1:8000 (foreground; docs at /docs)
+	$(BIN)/technic-ml api
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

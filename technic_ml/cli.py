@@ -809,6 +809,48 @@ def presets_history(
     out.print("configs: max_symbols/min_tech_rating/min_dollar_vol/lookback_days")
 
 
+# --------------------------------------------------------------------------------- api
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+@_handled
+def api(
+    host: Annotated[
+        str, typer.Option(help="Address to bind (another than loopback needs TECHNIC_API_KEY).")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    reload_seconds: Annotated[
+        float, typer.Option(min=0.5, help="How often to look for a newly published champion.")
+    ] = 5.0,
+    source: _SOURCE = None,
+    market_dir: _MARKET_DIR = None,
+) -> None:
+    """Serve the prediction API (/scan/predict, /scan/suggest, ...) with uvicorn."""
+    import uvicorn
+
+    from technic_ml.api.app import create_app
+    from technic_ml.api.service import PredictionService
+
+    api_key = os.environ.get("TECHNIC_API_KEY") or None
+    if host not in LOOPBACK and api_key is None:
+        raise TechnicError(
+            f"--host: received {host!r}; binding beyond loopback needs an API key: set TECHNIC_API_KEY"
+        )
+    settings = _settings(market_source=source, market_dir=market_dir)
+    service = PredictionService(settings, reload_seconds=reload_seconds)
+    health = service.health()
+    err.print(
+        f"prediction API on http://{host}:{port} (docs at /docs); models {health['models']};"
+        f" {'ready' if health['ready'] else 'NOT ready'}"
+        + ("".join(f"\n  degraded: {d}" for d in health["degraded"])),
+        highlight=False,
+    )
+    uvicorn.run(
+        create_app(service, api_key=api_key), host=host, port=port, log_level="warning", access_log=False
+    )
+
+
 def _frame_table(frame, title: str) -> Table:
     table = Table(title=title)
     for col in frame.columns:

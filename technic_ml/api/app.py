@@ -1,0 +1,273 @@
+"""The prediction API (FastAPI): the scanner app asks here before it scans.
+
+Endpoints: ``POST /scan/predict``, ``GET|POST /scan/suggest``, ``POST /scan/analyze``,
+``POST /scan/outcome``, ``GET /models``, ``GET /models/performance``, ``GET /market/conditions``,
+``GET /health``. Everything is computed by :class:`~technic_ml.api.service.PredictionService`
+and the library; this module is HTTP only:
+
+* invalid input is a 422 whose ``detail`` names each bad field, the value and what was expected;
+* bodies over ``max_body_bytes`` are refused with 413 before they are read in full;
+* an unexpected error is a 500 with an ``error_id`` to find the traceback in the server log,
+  never the traceback itself;
+* with an ``api_key``, every endpoint except ``/health`` requires the ``X-API-Key`` header.
+
+No count model: ``/scan/predict`` answers 503 with the reason and the flagged duration heuristic.
+Never a made-up number.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from technic_ml.api import schemas
+from technic_ml.api.ledger import UnknownPrediction
+from technic_ml.api.service import PredictionService
+from technic_ml.errors import TechnicError
+from technic_ml.optimizer import Optimizer, analyze
+from technic_ml.optimizer.analysis import Review, risks_of
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 16 * 1024
+OPEN_PATHS = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
+
+
+class _BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (by header, and while streaming for chunked ones)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await _too_large(send, self.limit)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            return await self.app(scope, limited, send)
+        except _TooLarge:
+            return await _too_large(send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send, limit: int) -> None:
+    body = JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413).body
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _field(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def create_app(service: PredictionService, *, api_key: str | None = None, reload: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app):
+        if reload:
+            service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="technic-ml prediction API",
+        version="1",
+        description="Predicted result count and duration of a Technic scan, daily presets, analysis.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):
+        if api_key is not None and request.url.path not in OPEN_PATHS:
+            given = request.headers.get("x-api-key", "")
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return JSONResponse({"detail": "missing or wrong X-API-Key"}, status_code=401)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request, exc: RequestValidationError):
+        errors = [
+            {"field": _field(e["loc"]), "message": e["msg"], "received": _short(e.get("input"))}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(TechnicError)
+    async def _refused(_request, exc: TechnicError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        error_id = uuid.uuid4().hex[:12]
+        log.error("error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error", "error_id": error_id}, status_code=500)
+
+    review = Review()
+
+    def _prediction(p) -> dict[str, Any]:
+        d = p.to_dict()
+        d.pop("target", None)
+        return d
+
+    no_model = {503: {"description": "No result-count model: the reason and the duration heuristic"}}
+
+    @app.post("/scan/predict", response_model=schemas.PredictResponse, responses=no_model)
+    async def predict(body: schemas.PredictRequest):
+        """Predicted count and duration of one scan, with intervals, P(empty), state and risks."""
+        serving = service.serving
+        conditions = service.conditions(body.as_of)
+        result = serving.predictors.predict(body.config, conditions)
+        count, duration = result["count"], result["duration"]
+        prediction_id = uuid.uuid4().hex
+        service.ledger.record(
+            prediction_id, body.config.model_dump(mode="json"), count, duration, body.scan_id
+        )
+        payload = {
+            "prediction_id": prediction_id,
+            "as_of": conditions.as_of.isoformat(),
+            "count": _prediction(count),
+            "duration": _prediction(duration),
+            "risks": [vars(r) for r in risks_of(count, duration, review)],
+            "market_degraded": bool(conditions.degraded),
+        }
+        if serving.predictors.count is None:
+            reason = "; ".join(count.reasons) or "no result-count model"
+            return JSONResponse({"detail": reason, **payload}, status_code=503)
+        return JSONResponse(payload)
+
+    @app.get("/scan/suggest")
+    async def suggest_today(goal: schemas.Goal | None = Query(default=None)):
+        """Today's presets from the daily-presets flow, with their provenance."""
+        latest = service.presets.latest()
+        if latest is None:
+            return JSONResponse(
+                {
+                    "detail": "no presets saved yet: run the daily-presets flow"
+                    " (technic-ml trigger daily-presets)"
+                },
+                status_code=404,
+            )
+        if goal is not None:
+            latest = {**latest, "presets": {goal: latest["presets"][goal]}}
+        return latest
+
+    @app.post("/scan/suggest")
+    async def suggest(body: schemas.SuggestRequest):
+        """A preset for one goal computed now, under the given constraints."""
+        conditions = service.conditions(body.as_of)
+        optimizer = Optimizer(service.serving.predictors)
+        return optimizer.suggest(body.goal, conditions, body.constraints).to_dict()
+
+    @app.post("/scan/analyze")
+    async def analyze_config(body: schemas.AnalyzeRequest):
+        """Predictions, risk labels with reasons and concrete fixes for one config."""
+        conditions = service.conditions(body.as_of)
+        return analyze(service.serving.predictors, body.config, conditions).to_dict()
+
+    @app.post("/scan/outcome", response_model=schemas.OutcomeResponse)
+    async def outcome(body: schemas.OutcomeRequest):
+        """The scanner reports what a scan returned and how long it took."""
+        if (body.prediction_id is None) == (body.scan_id is None):
+            return JSONResponse({"detail": [{"field": "prediction_id", "message": "give exactly one of"
+                                             " prediction_id or scan_id"}]}, status_code=422)  # fmt: skip
+        if body.actual_count is None and body.actual_duration_s is None:
+            return JSONResponse({"detail": [{"field": "actual_count", "message": "give actual_count,"
+                                             " actual_duration_s or both"}]}, status_code=422)  # fmt: skip
+        if body.prediction_id is not None:
+            try:
+                stored = service.ledger.report(body.prediction_id, body.actual_count, body.actual_duration_s)
+            except UnknownPrediction:
+                return JSONResponse(
+                    {"detail": f"unknown prediction_id {body.prediction_id!r}"}, status_code=404
+                )
+            return {"matched": [body.prediction_id], "stored": stored}
+        matched = service.ledger.report_scan(body.scan_id, body.actual_count, body.actual_duration_s)
+        if not matched:
+            return JSONResponse(
+                {"detail": f"no prediction was made for scan_id {body.scan_id!r}"}, status_code=404
+            )
+        return {"matched": matched, "stored": True}
+
+    @app.get("/models")
+    async def models():
+        """Champion and challenger versions with their validation metrics, and what is served."""
+        from technic_ml.jobs import registry_summary
+
+        # Gates may be unbounded (-inf / inf): JSON has no infinity, so an open bound reads null.
+        return _finite({"serving": service.serving.versions, "registry": registry_summary(service.registry)})
+
+    @app.get("/models/performance")
+    async def performance(last: int = Query(default=100, ge=1, le=100_000)):
+        """Online MAE and interval coverage over the last outcomes reported."""
+        perf = service.ledger.performance(last)
+        return {"last": last, **{t: p.to_dict() for t, p in perf.items()}, **service.ledger.counts()}
+
+    @app.get("/market/conditions")
+    async def market_conditions():
+        """The latest persisted market snapshot, with its degraded flag."""
+        latest = service.snapshots.latest()
+        if latest is None:
+            return JSONResponse(
+                {"detail": "no market snapshot saved yet (run market-snapshot)"}, status_code=404
+            )
+        return latest.model_dump(mode="json")
+
+    @app.get("/health")
+    async def health():
+        """Ready only when the result-count model is loaded; says what is degraded."""
+        report = service.health()
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
+    @app.get("/ping", include_in_schema=False)
+    async def ping():
+        return {"ok": True}  # the benchmark's floor: the same app, no work
+
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    return app
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _short(value: Any, limit: int = 80) -> Any:
+    text = repr(value)
+    return (
+        value if len(text) <= limit and isinstance(value, int | float | str | bool | None) else text[:limit]
+    )
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,160 @@
+"""The prediction ledger: every prediction served, and the outcome the scanner reported for it.
+
+A prediction is recorded with its ``prediction_id`` (and the scanner's ``scan_id`` when the
+request named one), the model versions and both intervals. An outcome arrives later, either by
+``prediction_id`` (``POST /scan/outcome``) or by ``scan_id`` when the scan history import brings
+the record in (:meth:`PredictionLedger.match_history`). From the pairs, :meth:`performance`
+computes online accuracy: MAE and interval coverage over the last N outcomes, per target, only
+for predictions a model made (an abstention or the heuristic has no interval to cover).
+
+SQLite (standard library) in WAL mode: one writer at a time, readers never blocked; the file is
+under ``<data_root>/api/``. Reporting an outcome twice keeps the first (idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from technic_ml.nyse import now_ny
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    prediction_id TEXT PRIMARY KEY,
+    scan_id TEXT,
+    created_at TEXT NOT NULL,
+    config TEXT NOT NULL,
+    count_state TEXT NOT NULL, count_value REAL, count_lower REAL, count_upper REAL, count_version TEXT,
+    duration_state TEXT NOT NULL, duration_value REAL, duration_lower REAL, duration_upper REAL,
+    duration_version TEXT
+);
+CREATE INDEX IF NOT EXISTS predictions_scan_id ON predictions (scan_id);
+CREATE TABLE IF NOT EXISTS outcomes (
+    prediction_id TEXT PRIMARY KEY REFERENCES predictions (prediction_id),
+    reported_at TEXT NOT NULL,
+    actual_count INTEGER,
+    actual_duration REAL,
+    source TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Performance:
+    target: str
+    n: int
+    mae: float | None
+    coverage: float | None
+    mean_width: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return vars(self).copy()
+
+
+class UnknownPrediction(LookupError):
+    pass
+
+
+class PredictionLedger:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a power cut may lose the last transactions, never corrupt the file; a FULL fsync
+        # per served prediction would cost more than the prediction.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def record(self, prediction_id: str, config: dict, count, duration, scan_id: str | None = None) -> None:
+        row = (
+            prediction_id,
+            scan_id,
+            now_ny().isoformat(),
+            json.dumps(config, sort_keys=True),
+            count.state, count.value, count.lower, count.upper, count.version,
+            duration.state, duration.value, duration.lower, duration.upper, duration.version,
+        )  # fmt: skip
+        with self._lock:
+            self._db.execute("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+
+    def report(
+        self,
+        prediction_id: str,
+        actual_count: int | None,
+        actual_duration: float | None,
+        source: str = "api",
+    ) -> bool:
+        """Store an outcome; False when one was already stored (the first is kept)."""
+        with self._lock:
+            known = self._db.execute(
+                "SELECT 1 FROM predictions WHERE prediction_id = ?", (prediction_id,)
+            ).fetchone()
+            if known is None:
+                raise UnknownPrediction(prediction_id)
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO outcomes VALUES (?,?,?,?,?)",
+                (prediction_id, now_ny().isoformat(), actual_count, actual_duration, source),
+            )
+            return cursor.rowcount == 1
+
+    def report_scan(self, scan_id: str, actual_count: int | None, actual_duration: float | None) -> list[str]:
+        """Outcome for every prediction made for ``scan_id``; returns their ids (empty: none known)."""
+        with self._lock:
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT prediction_id FROM predictions WHERE scan_id = ?", (scan_id,)
+                )
+            ]
+        for pid in ids:
+            self.report(pid, actual_count, actual_duration, source="scan_id")
+        return ids
+
+    def match_history(self, records: Iterable) -> int:
+        """Outcomes from imported scan records (``ScanRecord``) whose ``scan_id`` a prediction named."""
+        matched = 0
+        for record in records:
+            ids = self.report_scan(record.scan_id, record.results.count, record.performance.total_seconds)
+            matched += len(ids)
+        return matched
+
+    def performance(self, last: int = 100) -> dict[str, Performance]:
+        """MAE, coverage and mean interval width over the last ``last`` outcomes, per target."""
+        if last < 1:
+            raise ValueError(f"last: received {last!r}; expected at least 1")
+        out = {}
+        for target, actual in (("count", "actual_count"), ("duration", "actual_duration")):
+            query = f"""
+                SELECT p.{target}_value, p.{target}_lower, p.{target}_upper, o.{actual}
+                FROM outcomes o JOIN predictions p USING (prediction_id)
+                WHERE p.{target}_state = 'model' AND o.{actual} IS NOT NULL
+                ORDER BY o.reported_at DESC, o.rowid DESC LIMIT ?
+            """  # target and actual come from the fixed tuple above, never from a request
+            with self._lock:
+                rows = self._db.execute(query, (last,)).fetchall()
+            if not rows:
+                out[target] = Performance(target, 0, None, None, None)
+                continue
+            n = len(rows)
+            mae = sum(abs(v - a) for v, _, _, a in rows) / n
+            covered = sum(1 for _, lo, hi, a in rows if lo is not None and lo <= a <= hi) / n
+            width = sum(hi - lo for _, lo, hi, _ in rows) / n
+            out[target] = Performance(target, n, mae, covered, width)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            predictions = self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+            outcomes = self._db.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]
+        return {"predictions": predictions, "outcomes": outcomes}

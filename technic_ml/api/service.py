@@ -1,0 +1,182 @@
+"""What the prediction API serves, independent of HTTP: champions, conditions, presets, the ledger.
+
+``PredictionService`` loads both champions from the registry at start and keeps them in one
+immutable ``Serving`` value. :meth:`PredictionService.refresh` (called by a background thread every
+few seconds, and at start) reads the champion aliases; when one changed, the new models are
+loaded and verified *before* the reference is swapped, so a request sees either the old pair or
+the new pair, never a half-loaded one, and never fails because of the swap. A champion that fails
+to load leaves the old one serving and says so in ``notes``.
+
+Market conditions for a prediction come from the configured market data at the request's
+``as_of`` (default: now for a live source, the data's last close for a historical one), cached
+per minute: they are the same for every request within it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from technic_ml.api.ledger import PredictionLedger
+from technic_ml.contracts import MarketConditions
+from technic_ml.errors import ContractError, MarketDataError, RegistryError
+from technic_ml.market_conditions import snapshot_market
+from technic_ml.market_data import open_market_data
+from technic_ml.nyse import to_ny
+from technic_ml.optimizer import PresetsHistory
+from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
+from technic_ml.predictors.serving import Predictors, universe_at
+from technic_ml.settings import TechnicSettings
+from technic_ml.snapshots import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """One consistent pair of champions (or their absence) and when it was loaded."""
+
+    predictors: Predictors
+    versions: dict[str, str | None]
+    loaded_at: dt.datetime
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+class PredictionService:
+    def __init__(self, settings: TechnicSettings, *, reload_seconds: float = 5.0):
+        self.settings = settings
+        self.reload_seconds = reload_seconds
+        self.market = open_market_data(settings)
+        self.registry = ModelRegistry(settings.model_registry_path)
+        self.snapshots = SnapshotStore(settings.snapshot_path)
+        self.presets = PresetsHistory(settings.presets_path)
+        self.ledger = PredictionLedger(settings.data_root / "api" / "ledger.sqlite")
+        self._default_as_of = self._now_or_last_close()
+        self.universe = universe_at(self.market, self._default_as_of)
+        self._conditions: OrderedDict[dt.datetime, MarketConditions] = OrderedDict()
+        self._conditions_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self.serving = Serving(Predictors(None, None, self.universe, {}), {"count": None, "duration": None},
+                               to_ny(dt.datetime.now(dt.UTC)))  # fmt: skip
+        self.refresh()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- champions -------------------------------------------------------------------------------
+
+    def champion_versions(self) -> dict[str, str | None]:
+        out = {}
+        for target, model in MODEL_NAMES.items():
+            try:
+                out[target] = self.registry.aliases(model).get("champion")
+            except RegistryError as exc:
+                log.warning("%s: aliases unreadable: %s", model, exc)
+                out[target] = self.serving.versions.get(target)
+        return out
+
+    def refresh(self) -> bool:
+        """Load newly published champions and swap them in atomically; True when something changed."""
+        with self._refresh_lock:
+            versions = self.champion_versions()
+            if versions == self.serving.versions:
+                return False
+            predictors = Predictors.from_registry(self.registry, self.universe)
+            loaded = {
+                "count": predictors.count.version if predictors.count else None,
+                "duration": predictors.duration.version if predictors.duration else None,
+            }
+            notes = dict(predictors.notes)
+            # A champion that exists but failed to load: keep serving the one we had.
+            for target in ("count", "duration"):
+                if versions[target] and loaded[target] is None and getattr(self.serving.predictors, target):
+                    setattr(predictors, target, getattr(self.serving.predictors, target))
+                    loaded[target] = self.serving.versions[target]
+                    notes[target] = (
+                        f"champion {versions[target]} failed to load; still serving {loaded[target]}"
+                    )
+                    log.error("%s", notes[target])
+            self.serving = Serving(predictors, loaded, to_ny(dt.datetime.now(dt.UTC)), notes)
+            log.info("serving champions %s", loaded)
+            return True
+
+    def start(self) -> None:
+        """Poll the registry in the background (the API's lifespan calls this)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop():
+            while not self._stop.wait(self.reload_seconds):
+                try:
+                    self.refresh()
+                except Exception:  # a broken registry must not kill the poller: log and go on
+                    log.exception("reloading the champions failed")
+
+        self._thread = threading.Thread(target=loop, name="technic-champion-reload", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.ledger.close()
+
+    # -- market ----------------------------------------------------------------------------------
+
+    def _now_or_last_close(self) -> dt.datetime:
+        from technic_ml.jobs import default_as_of
+
+        return default_as_of(self.market)[0]
+
+    def default_as_of(self) -> dt.datetime:
+        if self.market.source == "yfinance":
+            return to_ny(dt.datetime.now(dt.UTC))
+        return self._default_as_of
+
+    def conditions(self, as_of: dt.datetime | None = None) -> MarketConditions:
+        when = to_ny(as_of) if as_of is not None else self.default_as_of()
+        key = when.replace(second=0, microsecond=0)
+        with self._conditions_lock:
+            found = self._conditions.get(key)
+            if found is not None:
+                self._conditions.move_to_end(key)
+                return found
+        try:
+            conditions = snapshot_market(self.market, key)
+        except MarketDataError:
+            raise
+        except ValueError as exc:  # a moment the calendar or the data cannot place
+            raise ContractError(f"as_of: {exc}") from None
+        with self._conditions_lock:
+            self._conditions[key] = conditions
+            while len(self._conditions) > 256:
+                self._conditions.popitem(last=False)
+        return conditions
+
+    # -- reports ---------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        serving = self.serving
+        degraded = []
+        if serving.predictors.count is None:
+            degraded.append("no result-count model: /scan/predict answers 503 for the count")
+        if serving.predictors.duration is None:
+            degraded.append("no duration model: durations are the seed heuristic, flagged")
+        if self.universe is None:
+            degraded.append("no universe statistics: enriched models abstain")
+        latest = self.snapshots.latest()
+        if latest is not None and latest.degraded:
+            degraded.append("latest market snapshot degraded: " + "; ".join(latest.degraded_reasons or []))
+        degraded += [f"{t}: {n}" for t, n in serving.notes.items()]
+        return {
+            "ready": serving.predictors.count is not None,
+            "models": serving.versions,
+            "loaded_at": serving.loaded_at.isoformat(),
+            "degraded": degraded,
+            "market_source": self.market.source,
+        }

@@ -1,0 +1,69 @@
+"""The prediction ledger on hand-checked outcomes: MAE, coverage, width, idempotence, scan ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from technic_ml.api.ledger import PredictionLedger, UnknownPrediction
+from technic_ml.predictors.estimators import Prediction
+
+
+def _count(value, lower, upper, state="model"):
+    return Prediction("count", state, value, lower, upper, 0.9, p_empty=0.0, version="c1")
+
+
+DURATION = Prediction("duration", "heuristic", 10.0)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    led = PredictionLedger(tmp_path / "ledger.sqlite")
+    yield led
+    led.close()
+
+
+def test_mae_coverage_and_width_over_the_last_outcomes(ledger):
+    # (prediction value, lower, upper) and the actual count: errors 2, 0, 6; covered yes, yes, no.
+    cases = [((10, 8, 14), 12), ((20, 15, 25), 20), ((30, 26, 33), 36)]
+    for i, ((v, lo, hi), actual) in enumerate(cases):
+        ledger.record(f"p{i}", {"max_symbols": 10}, _count(v, lo, hi), DURATION)
+        assert ledger.report(f"p{i}", actual, None) is True
+    perf = ledger.performance(last=10)
+    assert perf["count"].n == 3 and perf["count"].mae == pytest.approx(8 / 3)
+    assert perf["count"].coverage == pytest.approx(2 / 3) and perf["count"].mean_width == pytest.approx(
+        23 / 3
+    )
+    # The heuristic duration has no interval: it is not scored.
+    assert perf["duration"].n == 0 and perf["duration"].mae is None
+    # Only the last two outcomes (p1, p2).
+    two = ledger.performance(last=2)["count"]
+    assert two.n == 2 and two.mae == pytest.approx(3.0) and two.coverage == pytest.approx(0.5)
+
+
+def test_the_first_outcome_is_kept_and_unknown_ids_are_refused(ledger):
+    ledger.record("p", {}, _count(5, 3, 8), DURATION)
+    assert ledger.report("p", 4, None) is True
+    assert ledger.report("p", 99, None) is False
+    assert ledger.performance()["count"].mae == pytest.approx(1.0)
+    with pytest.raises(UnknownPrediction):
+        ledger.report("nope", 1, None)
+
+
+def test_abstentions_are_not_scored_and_history_matches_by_scan_id(ledger):
+    from types import SimpleNamespace
+
+    ledger.record("a", {}, Prediction("count", "abstain", None), DURATION, scan_id="s1")
+    ledger.record("b", {}, _count(5, 3, 8), DURATION, scan_id="s2")
+    record = SimpleNamespace(
+        scan_id="s2", results=SimpleNamespace(count=7), performance=SimpleNamespace(total_seconds=0.5)
+    )
+    other = SimpleNamespace(
+        scan_id="zz", results=SimpleNamespace(count=1), performance=SimpleNamespace(total_seconds=0.1)
+    )
+    assert ledger.match_history([record, other]) == 1
+    assert ledger.report_scan("s1", 3, None) == ["a"]
+    perf = ledger.performance()["count"]
+    assert perf.n == 1 and perf.mae == pytest.approx(2.0)
+    assert ledger.counts() == {"predictions": 2, "outcomes": 2}
+    with pytest.raises(ValueError, match="last: received 0"):
+        ledger.performance(last=0)
