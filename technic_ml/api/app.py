@@ -69,6 +69,22 @@ class _BodyLimit:
             return await _too_large(send, self.limit)
 
 
+class _ApiKey:
+    """Require ``X-API-Key`` on every path but the open ones (pure ASGI: no per-request task)."""
+
+    def __init__(self, app, key: str):
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            given = dict(scope.get("headers") or []).get(b"x-api-key", b"")
+            if not hmac.compare_digest(given, self.key):
+                return await JSONResponse({"detail": "missing or wrong X-API-Key"}, status_code=401)(
+                    scope, receive, send
+                )
+        return await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -103,13 +119,8 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
     )
     app.state.service = service
 
-    @app.middleware("http")
-    async def _auth(request: Request, call_next):
-        if api_key is not None and request.url.path not in OPEN_PATHS:
-            given = request.headers.get("x-api-key", "")
-            if not hmac.compare_digest(given.encode(), api_key.encode()):
-                return JSONResponse({"detail": "missing or wrong X-API-Key"}, status_code=401)
-        return await call_next(request)
+    if api_key is not None:
+        app.add_middleware(_ApiKey, key=api_key)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc: RequestValidationError):

@@ -9,6 +9,11 @@ for predictions a model made (an abstention or the heuristic has no interval to 
 
 SQLite (standard library) in WAL mode: one writer at a time, readers never blocked; the file is
 under ``<data_root>/api/``. Reporting an outcome twice keeps the first (idempotent).
+
+Predictions are buffered and written in one transaction per flush (every ``flush_seconds`` by a
+background thread, and before any read), because one transaction per served prediction cost more
+than the prediction itself. A crash loses at most the last ``flush_seconds`` of the ledger, never
+a prediction's answer.
 """
 
 from __future__ import annotations
@@ -61,8 +66,9 @@ class UnknownPrediction(LookupError):
 
 
 class PredictionLedger:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, flush_seconds: float = 0.5):
         self.path = Path(path)
+        self._pending: list[tuple] = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -71,8 +77,32 @@ class PredictionLedger:
         # per served prediction would cost more than the prediction.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._flush_loop, args=(flush_seconds,), name="technic-ledger-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def _flush_loop(self, every: float) -> None:
+        while not self._closed.wait(every):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered predictions (one transaction)."""
+        with self._lock:
+            if not self._pending:
+                return
+            rows, self._pending = self._pending, []
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self.flush()
+        self._closed.set()
+        self._flusher.join(timeout=5)
         with self._lock:
             self._db.close()
 
@@ -86,7 +116,7 @@ class PredictionLedger:
             duration.state, duration.value, duration.lower, duration.upper, duration.version,
         )  # fmt: skip
         with self._lock:
-            self._db.execute("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+            self._pending.append(row)
 
     def report(
         self,
@@ -96,6 +126,7 @@ class PredictionLedger:
         source: str = "api",
     ) -> bool:
         """Store an outcome; False when one was already stored (the first is kept)."""
+        self.flush()
         with self._lock:
             known = self._db.execute(
                 "SELECT 1 FROM predictions WHERE prediction_id = ?", (prediction_id,)
@@ -110,6 +141,7 @@ class PredictionLedger:
 
     def report_scan(self, scan_id: str, actual_count: int | None, actual_duration: float | None) -> list[str]:
         """Outcome for every prediction made for ``scan_id``; returns their ids (empty: none known)."""
+        self.flush()
         with self._lock:
             ids = [
                 r[0]
@@ -133,6 +165,7 @@ class PredictionLedger:
         """MAE, coverage and mean interval width over the last ``last`` outcomes, per target."""
         if last < 1:
             raise ValueError(f"last: received {last!r}; expected at least 1")
+        self.flush()
         out = {}
         for target, actual in (("count", "actual_count"), ("duration", "actual_duration")):
             query = f"""
@@ -154,6 +187,7 @@ class PredictionLedger:
         return out
 
     def counts(self) -> dict[str, int]:
+        self.flush()
         with self._lock:
             predictions = self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
             outcomes = self._db.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]

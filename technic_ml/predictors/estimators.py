@@ -26,7 +26,7 @@ gives the seed's ``max_symbols x 0.1 s`` flagged as a heuristic with no interval
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from technic_ml.contracts import ScanConfig
-from technic_ml.predictors.conformal import LogConformal, integer_interval
+from technic_ml.predictors.conformal import LogConformal, integer_interval, integer_interval_one
 from technic_ml.predictors.features import FeatureSet, feature_set
 from technic_ml.predictors.runtime import flatten
 
@@ -72,9 +72,19 @@ class Prediction:
     coverage_verified: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["reasons"] = list(self.reasons)
-        return d
+        # By hand: dataclasses.asdict deep-copies recursively, a third of an API request's cost.
+        return {
+            "target": self.target,
+            "state": self.state,
+            "value": self.value,
+            "lower": self.lower,
+            "upper": self.upper,
+            "coverage": self.coverage,
+            "p_empty": self.p_empty,
+            "version": self.version,
+            "reasons": list(self.reasons),
+            "coverage_verified": self.coverage_verified,
+        }
 
 
 def heuristic_duration(config: ScanConfig, reason: str = "no trained duration model") -> Prediction:
@@ -321,7 +331,9 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                 reasons.append(f"{name}={_fmt(v)} outside the training range [{_fmt(lo[j])}, {_fmt(hi[j])}]")
         return reasons
 
-    def predict_one(self, x: np.ndarray, *, version: str | None = None) -> Prediction:
+    def predict_one(
+        self, x: np.ndarray, *, version: str | None = None, coverage_verified: float | None = None
+    ) -> Prediction:
         """Serve one feature row (see :func:`technic_ml.predictors.features.feature_vector`)."""
         if not hasattr(self, "runtime_"):  # check_is_fitted scans every attribute: 10 µs a call
             check_is_fitted(self)
@@ -340,10 +352,19 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         if self.scale_runtime_ is not None:
             scale = max(float(self.scale_runtime_.predict_row(x)), self.scale_floor_)
         lower, upper = self.conformal_.interval_one(point, scale)
-        return self._prediction(x, point, lower, upper, version)
+        return self._prediction(x, point, lower, upper, version, coverage_verified)
 
-    def _prediction(self, x, point, lower, upper, version) -> Prediction:
-        return Prediction(self._target, "model", point, lower, upper, self.coverage, version=version)
+    def _prediction(self, x, point, lower, upper, version, coverage_verified=None) -> Prediction:
+        return Prediction(
+            self._target,
+            "model",
+            point,
+            lower,
+            upper,
+            self.coverage,
+            version=version,
+            coverage_verified=coverage_verified,
+        )
 
     def predict_batch(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`predict_one` for many rows at once, as arrays (the optimizer's path).
@@ -440,8 +461,8 @@ class ResultCountPredictor(_TreePredictor):
             p_empty[in_range] = self.empty_runtime_.predict(rows)
         out["p_empty"] = p_empty
 
-    def _prediction(self, x, point, lower, upper, version) -> Prediction:
-        lo, hi = integer_interval(np.array([lower]), np.array([upper]))
+    def _prediction(self, x, point, lower, upper, version, coverage_verified=None) -> Prediction:
+        lo, hi = integer_interval_one(lower, upper)
         if self.empty_runtime_ is None:
             p_empty = self.empty_rate_
         else:
@@ -450,11 +471,12 @@ class ResultCountPredictor(_TreePredictor):
             "count",
             "model",
             point,
-            float(lo[0]),
-            float(hi[0]),
+            lo,
+            hi,
             self.coverage,
             p_empty=p_empty,
             version=version,
+            coverage_verified=coverage_verified,
         )
 
 

@@ -13,7 +13,7 @@ both models costs microseconds. What is missing is said, never filled in:
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +37,7 @@ class Loaded:
     def version(self) -> str:
         return self.manifest["version"]
 
-    @property
+    @functools.cached_property
     def verified_coverage(self) -> float | None:
         """The lowest coverage its intervals reached on a held-out fold in validation."""
         folds = (self.manifest.get("validation") or {}).get("per_fold") or []
@@ -108,9 +108,9 @@ class Predictors:
                 config, conditions, self.universe if predictor.features.needs_universe else None
             )
         x = vector(predictor.features, values)
-        prediction = predictor.predict_one(x, version=loaded.version)
-        if prediction.state == "model":
-            prediction = dataclasses.replace(prediction, coverage_verified=loaded.verified_coverage)
+        prediction = predictor.predict_one(
+            x, version=loaded.version, coverage_verified=loaded.verified_coverage
+        )
         if predictor.features.needs_universe and self.universe is None and prediction.state == "abstain":
             prediction = Prediction(
                 prediction.target,

@@ -1,0 +1,188 @@
+"""Benchmark: the prediction API on loopback (issue 7, Performance).
+
+Usage:
+    .venv/bin/python bench/bench_api.py [--requests 2000] [--seconds 10] [--connections 8]
+
+Steps:
+
+1. A data root with both champions published from the embedded sample (hgb/enriched; the API's
+   cost does not depend on what the trees learned), in a temporary directory.
+2. ``technic-ml api`` in a subprocess: one uvicorn worker on 127.0.0.1, a free port.
+3. Sequential: ``--requests`` keep-alive requests (one HTTP/1.1 connection, httpx) to
+   ``POST /scan/predict`` and to ``GET /ping`` (the same app with no work: the floor); p50, p99.
+4. Concurrent: ``wrk`` (Debian's package) with ``--connections`` connections on 2 threads for
+   ``--seconds`` against both endpoints: requests/s and its latency percentiles. Without wrk,
+   this step says so.
+
+Targets (2 cores, one worker): p50 <= 1 ms, p99 <= 3 ms, >= 3,000 requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench._machine import cpu_model, library_versions  # noqa: E402
+
+BODY = {
+    "config": {"max_symbols": 200, "min_tech_rating": 55, "min_dollar_vol": 5e6, "lookback_days": 120},
+    "as_of": "2018-12-20T10:00:00-05:00",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _champions(root: Path) -> None:
+    import datetime as dt
+    import math
+
+    from technic_ml.backfill import plan_backfill, run_plan
+    from technic_ml.history import ScanHistoryStore
+    from technic_ml.jobs import training_data
+    from technic_ml.market_data import open_market_data
+    from technic_ml.predictors.registry import ModelRegistry
+    from technic_ml.predictors.training import FoldPlan, publish_predictors, train_predictors
+    from technic_ml.predictors.validation import Candidate, Gates
+    from technic_ml.settings import TechnicSettings
+
+    settings = TechnicSettings(data_root=root)
+    market = open_market_data(settings)
+    plan = plan_backfill(dt.date(2014, 1, 1), dt.date(2018, 12, 31), 1500, 5, market.universe())
+    run_plan(plan, market, ScanHistoryStore(settings.history_path))
+    data, note = training_data(settings)
+    run = train_predictors(
+        data,
+        candidates=(Candidate("hgb", "enriched"),),
+        # The sample's millisecond durations are noise: lenient duration gates, so both publish.
+        gates=Gates(duration_r2_min=-math.inf, duration_mae_max=math.inf, coverage_tolerance=0.5),
+        folds=FoldPlan(n_folds=2),
+        data_note=note,
+    )
+    publish_predictors(ModelRegistry(settings.model_registry_path), run)
+
+
+def _percentiles(seconds: list[float]) -> str:
+    ms = np.asarray(seconds) * 1e3
+    return f"p50 {np.percentile(ms, 50):.3f} ms, p99 {np.percentile(ms, 99):.3f} ms, max {ms.max():.2f} ms"
+
+
+def _wrk(url: str, seconds: int, connections: int, body: dict | None) -> str:
+    script = None
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if body is not None:
+        script = Path(tempfile.mkstemp(suffix=".lua")[1])
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        )
+        args += ["-s", str(script)]
+    try:
+        out = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    finally:
+        if script is not None:
+            script.unlink(missing_ok=True)
+    keep = [line.strip() for line in out.splitlines() if any(k in line for k in ("Requests/sec", "50%", "99%", "Non-2xx", "requests in"))]
+    return "; ".join(keep)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+
+    import httpx
+
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" {library_versions()}; load average at start {os.getloadavg()[0]:.2f}"
+    )
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    root = Path(tempfile.mkdtemp(prefix="technic-bench-api-"))
+    t = time.perf_counter()
+    _champions(root)
+    print(f"1. champions published from the sample in {time.perf_counter() - t:.0f} s under {root}")
+
+    port = _free_port()
+    env = {**os.environ, "TECHNIC_DATA_ROOT": str(root)}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("technic-ml")), "api", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                print(server.stdout.read() if server.poll() is not None else "timeout", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        print(f"2. technic-ml api on {base} (one uvicorn worker)")
+
+        with httpx.Client(base_url=base, timeout=10) as client:
+            first = client.post("/scan/predict", json=BODY)
+            assert first.status_code == 200, first.text
+            print(f"   a prediction: count {first.json()['count']['value']:.1f} ({first.json()['count']['state']}),"
+                  f" duration {first.json()['duration']['value']:.5f} s")  # fmt: skip
+            results = {}
+            for name, call in (
+                ("/ping (floor)", lambda: client.get("/ping")),
+                ("/scan/predict", lambda: client.post("/scan/predict", json=BODY)),
+            ):
+                for _ in range(200):  # warm up
+                    call()
+                seconds = []
+                for _ in range(args.requests):
+                    t0 = time.perf_counter()
+                    r = call()
+                    seconds.append(time.perf_counter() - t0)
+                    assert r.status_code == 200
+                results[name] = seconds
+        print(f"3. sequential, {args.requests} keep-alive requests each (client time, httpx):")
+        for name, seconds in results.items():
+            print(f"   {name:15s} {_percentiles(seconds)}")
+
+        if shutil.which("wrk") is None:
+            print("4. wrk not installed (apt-get install wrk): no concurrent figures")
+        else:
+            print(f"4. concurrent: wrk, {args.connections} connections, 2 threads, {args.seconds} s each:")
+            print(f"   /ping (floor)   {_wrk(f'{base}/ping', args.seconds, args.connections, None)}")
+            print(f"   /scan/predict   {_wrk(f'{base}/scan/predict', args.seconds, args.connections, BODY)}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(root, ignore_errors=True)
+    print("targets: p50 <= 1 ms, p99 <= 3 ms, >= 3,000 requests/s (2 cores, one worker)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
