@@ -59,6 +59,8 @@ class PredictionService:
         self.universe = universe_at(self.market, self._default_as_of)
         self._conditions: OrderedDict[dt.datetime, MarketConditions] = OrderedDict()
         self._conditions_lock = threading.Lock()
+        self._predictions: OrderedDict[tuple, dict] = OrderedDict()
+        self._predictions_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.serving = Serving(Predictors(None, None, self.universe, {}), {"count": None, "duration": None},
                                to_ny(dt.datetime.now(dt.UTC)))  # fmt: skip
@@ -100,6 +102,8 @@ class PredictionService:
                     )
                     log.error("%s", notes[target])
             self.serving = Serving(predictors, loaded, to_ny(dt.datetime.now(dt.UTC)), notes)
+            with self._predictions_lock:
+                self._predictions.clear()  # keyed by the serving pair too; this only frees memory
             log.info("serving champions %s", loaded)
             return True
 
@@ -157,6 +161,27 @@ class PredictionService:
             while len(self._conditions) > 256:
                 self._conditions.popitem(last=False)
         return conditions
+
+    # -- predictions -----------------------------------------------------------------------------
+
+    def predict(self, config, conditions: MarketConditions, serving: Serving | None = None) -> dict:
+        """Both predictions for ``config``; the same config in the same minute (the conditions are
+        cached per minute) under the same champions is the same answer, so it is cached: the
+        scanner app's users mostly ask for the same presets."""
+        serving = serving or self.serving
+        # loaded_at identifies the pair (an id() could be reused by a later pair after a swap).
+        key = (serving.loaded_at, conditions.as_of, config.model_dump_json())
+        with self._predictions_lock:
+            found = self._predictions.get(key)
+            if found is not None:
+                self._predictions.move_to_end(key)
+                return found
+        result = serving.predictors.predict(config, conditions)
+        with self._predictions_lock:
+            self._predictions[key] = result
+            while len(self._predictions) > 4096:
+                self._predictions.popitem(last=False)
+        return result
 
     # -- reports ---------------------------------------------------------------------------------
 

@@ -231,3 +231,24 @@ def test_the_background_poller_picks_up_a_rollback_without_restart(settings, ser
         while c.get("/models").json()["serving"]["count"] != first and time.monotonic() < deadline:
             time.sleep(0.1)
         assert c.get("/models").json()["serving"]["count"] == first
+
+
+def test_repeated_configs_are_answered_from_the_cache_and_a_swap_invalidates_it(settings, service):
+    conditions = service.conditions(None)
+    from technic_ml.contracts import ScanConfig
+
+    config = ScanConfig(**CONFIG)
+    first = service.predict(config, conditions)
+    assert service.predict(ScanConfig(**CONFIG), conditions) is first  # same config, same minute
+    other = service.predict(ScanConfig(**{**CONFIG, "min_tech_rating": 51}), conditions)
+    assert other is not first
+    registry = ModelRegistry(settings.model_registry_path)
+    old = registry.aliases("result-count")["champion"]
+    predictor, manifest = registry.load("result-count", old)
+    kept = ("target", "features", "feature_set", "params", "coverage", "training_window",
+            "training_data_sha256", "data_source", "data_note", "interval", "validation")  # fmt: skip
+    new = registry.publish("result-count", predictor, {k: manifest[k] for k in kept if k in manifest}).version
+    registry.promote("result-count", new)
+    assert service.refresh()
+    after = service.predict(config, conditions)
+    assert after is not first and after["count"].version == new
