@@ -32,9 +32,13 @@ def collect_history(
     )
     collect_artifact(report)
     logger.info("%s", report)
+    matched = history.match_outcomes(settings) if report.added else None
+    if matched:
+        logger.info("prediction ledger: %d predictions matched with their scan's outcome", matched)
     return {
         "files_imported": report.files_imported,
         "files_duplicate": report.files_duplicate,
         "added": report.added,
         "invalid": report.invalid,
+        "outcomes_matched": matched,
     }

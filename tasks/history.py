@@ -22,3 +22,8 @@ def collect_history(
 @task
 def compact_history(settings: TechnicSettings, min_files: int) -> CompactionReport:
     return jobs.history_store(settings).compact(min_files=min_files)
+
+
+@task
+def match_outcomes(settings: TechnicSettings) -> int | None:
+    return jobs.match_outcomes(settings)

@@ -275,3 +275,27 @@ def save_presets(settings: TechnicSettings, document: dict[str, Any]) -> bool:
     from technic_ml.optimizer import PresetsHistory
 
     return PresetsHistory(settings.presets_path).save(document)
+
+
+def match_outcomes(settings: TechnicSettings) -> int | None:
+    """Give the prediction ledger the outcomes of scans the history import brought in.
+
+    A prediction made with a ``scan_id`` is matched when a record with that id reaches the scan
+    history store (imported from the scanner's log). None when there is no ledger (no API ran).
+    """
+    from technic_ml.api.ledger import PredictionLedger
+
+    path = ledger_path(settings)
+    if not path.exists():
+        return None
+    ledger = PredictionLedger(path)
+    try:
+        if not ledger.pending_scan_ids():
+            return 0
+        return ledger.match_frame(history_store(settings).frame())
+    finally:
+        ledger.close()
+
+
+def ledger_path(settings: TechnicSettings) -> Path:
+    return settings.data_root / "api" / "ledger.sqlite"

@@ -34,6 +34,7 @@ from technic_ml.api import schemas
 from technic_ml.api.ledger import UnknownPrediction
 from technic_ml.api.service import PredictionService
 from technic_ml.errors import TechnicError
+from technic_ml.nyse import current_or_next_session
 from technic_ml.optimizer import Optimizer, analyze
 from technic_ml.optimizer.analysis import Review, risks_of
 
@@ -233,7 +234,9 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
             )
         if goal is not None:
             latest = {**latest, "presets": {goal: latest["presets"][goal]}}
-        return latest
+        # Yesterday's presets are still served (better than none), but say so.
+        current = current_or_next_session(service.default_as_of()).isoformat()
+        return {**latest, "current_session": current, "stale": latest.get("for_session") != current}
 
     @app.post("/scan/suggest")
     async def suggest(body: schemas.SuggestRequest):

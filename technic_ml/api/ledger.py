@@ -112,8 +112,9 @@ class PredictionLedger:
             scan_id,
             now_ny().isoformat(),
             json.dumps(config, sort_keys=True),
-            count.state, count.value, count.lower, count.upper, count.version,
-            duration.state, duration.value, duration.lower, duration.upper, duration.version,
+            count.state, _num(count.value), _num(count.lower), _num(count.upper), count.version,
+            duration.state, _num(duration.value), _num(duration.lower), _num(duration.upper),
+            duration.version,
         )  # fmt: skip
         with self._lock:
             self._pending.append(row)
@@ -135,7 +136,7 @@ class PredictionLedger:
                 raise UnknownPrediction(prediction_id)
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO outcomes VALUES (?,?,?,?,?)",
-                (prediction_id, now_ny().isoformat(), actual_count, actual_duration, source),
+                (prediction_id, now_ny().isoformat(), _int(actual_count), _num(actual_duration), source),
             )
             return cursor.rowcount == 1
 
@@ -152,6 +153,27 @@ class PredictionLedger:
         for pid in ids:
             self.report(pid, actual_count, actual_duration, source="scan_id")
         return ids
+
+    def pending_scan_ids(self) -> set[str]:
+        """Scan ids named by predictions that have no outcome yet."""
+        self.flush()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT p.scan_id FROM predictions p LEFT JOIN outcomes o USING (prediction_id)"
+                " WHERE p.scan_id IS NOT NULL AND o.prediction_id IS NULL"
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def match_frame(self, frame) -> int:
+        """Outcomes from history-store rows (``ScanHistoryStore.frame()``) for pending scan ids."""
+        pending = self.pending_scan_ids()
+        if not pending or not len(frame):
+            return 0
+        found = frame[frame["scan_id"].isin(pending)]
+        matched = 0
+        for row in found.itertuples(index=False):
+            matched += len(self.report_scan(row.scan_id, int(row.result_count), float(row.total_seconds)))
+        return matched
 
     def match_history(self, records: Iterable) -> int:
         """Outcomes from imported scan records (``ScanRecord``) whose ``scan_id`` a prediction named."""
@@ -192,3 +214,12 @@ class PredictionLedger:
             predictions = self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
             outcomes = self._db.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0]
         return {"predictions": predictions, "outcomes": outcomes}
+
+
+def _num(value) -> float | None:
+    # sqlite3 stores a numpy scalar as a blob: plain floats only.
+    return None if value is None else float(value)
+
+
+def _int(value) -> int | None:
+    return None if value is None else int(value)

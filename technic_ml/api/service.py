@@ -54,7 +54,9 @@ class PredictionService:
         self.registry = ModelRegistry(settings.model_registry_path)
         self.snapshots = SnapshotStore(settings.snapshot_path)
         self.presets = PresetsHistory(settings.presets_path)
-        self.ledger = PredictionLedger(settings.data_root / "api" / "ledger.sqlite")
+        from technic_ml.jobs import ledger_path
+
+        self.ledger = PredictionLedger(ledger_path(settings))
         self._default_as_of = self._now_or_last_close()
         self.universe = universe_at(self.market, self._default_as_of)
         self._conditions: OrderedDict[dt.datetime, MarketConditions] = OrderedDict()

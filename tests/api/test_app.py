@@ -156,6 +156,8 @@ def test_suggest_today_serves_the_saved_presets(client, settings):
     r = client.get("/scan/suggest", params={"goal": "quick"})
     assert r.status_code == 200 and list(r.json()["presets"]) == ["quick"]
     assert r.json()["provenance"]["snapshot_id"] == "s"
+    # The service's "today" on the sample is the session after its last close (2019-01-02).
+    assert r.json()["stale"] is True and r.json()["current_session"] == "2019-01-02"
     assert client.get("/scan/suggest", params={"goal": "fast"}).status_code == 422
 
 

@@ -20,10 +20,23 @@ def test_imports_moves_quarantines_and_ignores_a_repeat(settings):
     lines = sample_scan_log().read_text().splitlines()
     (inbox / "scanner-a.jsonl").write_text("\n".join([*lines[:100], "{not json", *lines[100:]]) + "\n")
 
+    # The API predicted scan train_0005 before the scanner's log came in: the import matches it.
+    from technic_ml.api.ledger import PredictionLedger
+    from technic_ml.jobs import ledger_path
+    from technic_ml.predictors.estimators import Prediction
+
+    ledger = PredictionLedger(ledger_path(settings))
+    count = Prediction("count", "model", 50.0, 40.0, 60.0, 0.9, p_empty=0.0, version="v")
+    ledger.record("p-5", {}, count, Prediction("duration", "heuristic", 20.0), scan_id="train_0005")
+    ledger.close()
+
     state = collect_history(return_state=True)
     assert state.is_completed(), state.message
     first = state.result()
-    assert first == {"files_imported": 1, "files_duplicate": 0, "added": 150, "invalid": 1}
+    assert first == {
+        "files_imported": 1, "files_duplicate": 0, "added": 150, "invalid": 1, "outcomes_matched": 1
+    }  # fmt: skip
+    assert PredictionLedger(ledger_path(settings)).performance()["count"].n == 1
     assert not list(inbox.glob("*.jsonl"))
     assert list(settings.processed_path.rglob("scanner-a*.jsonl"))
     assert ScanHistoryStore(settings.history_path).count() == 150
