@@ -597,15 +597,8 @@ def predict(
     """Predict a scan's result count and duration with the champion models."""
     import json
 
-    from technic_ml.jobs import default_as_of
-    from technic_ml.market_data import open_market_data
-    from technic_ml.predictors.serving import open_predictors
-
-    settings = _settings(market_source=source, market_dir=market_dir)
     config = _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days)
-    market = open_market_data(settings)
-    when = _parse_time(as_of) or default_as_of(market)[0]
-    predictors, conditions = open_predictors(_registry(), market, when)
+    predictors, conditions, when = _champions_at(as_of, source, market_dir)
     result = predictors.predict(config, conditions)
     if json_output:
         out.print_json(json.dumps({k: p.to_dict() for k, p in result.items()} | {"as_of": when.isoformat()}))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,15 +27,14 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_parquet_atomic(path: Path, table: pa.Table, **write_options) -> None:
-    """Write ``table`` to ``path`` atomically (temp file, fsync, rename, directory fsync)."""
+def _write_atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh, **write_options)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -41,3 +42,27 @@ def write_parquet_atomic(path: Path, table: pa.Table, **write_options) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_parquet_atomic(path: Path, table: pa.Table, **write_options) -> None:
+    """Write ``table`` to ``path`` atomically (temp file, fsync, rename, directory fsync)."""
+    _write_atomic(path, lambda fh: pq.write_table(table, fh, **write_options))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """:func:`write_parquet_atomic` for bytes."""
+    _write_atomic(path, lambda fh: fh.write(data))
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock file between processes (local filesystems only)."""
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -261,7 +261,7 @@ def suggest_presets(predictors, conditions: MarketConditions) -> tuple[dict, int
             log.warning("%s preset: %s", name, s.reasoning[0])
         for flag in s.flags:
             log.warning("%s preset: %s", name, flag)
-    return suggestions, len(optimizer.space.configs()), elapsed
+    return suggestions, optimizer.space.size, elapsed
 
 
 def rank_hot_sectors(settings: TechnicSettings, as_of: AsOf, window_days: int = 30):

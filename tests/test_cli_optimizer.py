@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
-import shutil
 
 import pytest
 from typer.testing import CliRunner
 
 from technic_ml.cli import app
+from tests.support.champions import publish_sample_champions
 
 runner = CliRunner()
 AS_OF = "2018-12-20T08:30"
@@ -23,24 +22,8 @@ def invoke(root, *args):
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory, history_template):
-    from technic_ml.jobs import training_data
-    from technic_ml.predictors.registry import ModelRegistry
-    from technic_ml.predictors.training import FoldPlan, publish_predictors, train_predictors
-    from technic_ml.predictors.validation import Candidate, Gates
-    from technic_ml.settings import TechnicSettings
-
     root = tmp_path_factory.mktemp("cli-optimizer")
-    shutil.copytree(history_template, root / "history")
-    settings = TechnicSettings(data_root=root)
-    data, note = training_data(settings)
-    run = train_predictors(
-        data,
-        candidates=(Candidate("hgb", "enriched", {"max_iter": 60}),),
-        gates=Gates(duration_r2_min=-math.inf, duration_mae_max=math.inf, coverage_tolerance=0.5),
-        folds=FoldPlan(n_folds=2),
-        data_note=note,
-    )
-    publish_predictors(ModelRegistry(settings.model_registry_path), run)
+    publish_sample_champions(root, history_template)
     return root
 
 

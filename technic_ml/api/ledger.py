@@ -3,7 +3,7 @@
 A prediction is recorded with its ``prediction_id`` (and the scanner's ``scan_id`` when the
 request named one), the model versions and both intervals. An outcome arrives later, either by
 ``prediction_id`` (``POST /scan/outcome``) or by ``scan_id`` when the scan history import brings
-the record in (:meth:`PredictionLedger.match_history`). From the pairs, :meth:`performance`
+the record in (:meth:`PredictionLedger.match_frame`). From the pairs, :meth:`performance`
 computes online accuracy: MAE and interval coverage over the last N outcomes, per target, only
 for predictions a model made (an abstention or the heuristic has no interval to cover).
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,14 +172,6 @@ class PredictionLedger:
         matched = 0
         for row in found.itertuples(index=False):
             matched += len(self.report_scan(row.scan_id, int(row.result_count), float(row.total_seconds)))
-        return matched
-
-    def match_history(self, records: Iterable) -> int:
-        """Outcomes from imported scan records (``ScanRecord``) whose ``scan_id`` a prediction named."""
-        matched = 0
-        for record in records:
-            ids = self.report_scan(record.scan_id, record.results.count, record.performance.total_seconds)
-            matched += len(ids)
         return matched
 
     def performance(self, last: int = 100) -> dict[str, Performance]:

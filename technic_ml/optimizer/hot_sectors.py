@@ -99,9 +99,11 @@ def hot_sectors(
     if window_days < 1:
         raise ValueError(f"window_days: received {window_days!r}; expected at least 1")
     as_of = to_ny(as_of)
-    ts = pd.to_datetime(history["timestamp"]) if len(history) else pd.Series([], dtype="datetime64[ns, UTC]")
     start = as_of - dt.timedelta(days=window_days)
-    recent = history[(ts >= start) & (ts < as_of)] if len(history) else history
+    recent = history
+    if len(history):
+        ts = pd.to_datetime(history["timestamp"])
+        recent = history[(ts >= start) & (ts < as_of)]
     notes: list[str] = []
     if not len(recent):
         return HotSectors(

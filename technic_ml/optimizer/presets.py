@@ -23,16 +23,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from technic_ml import __version__
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import StoreError
-from technic_ml.fsio import fsync_dir
+from technic_ml.fsio import exclusive_lock, write_bytes_atomic
 from technic_ml.nyse import current_or_next_session, now_ny
 from technic_ml.optimizer.hot_sectors import HotSectors
 from technic_ml.optimizer.optimizer import Suggestion
@@ -120,28 +117,16 @@ class PresetsHistory:
     def latest_file(self) -> Path:
         return self.root / "latest.json"
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        import fcntl
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def save(self, document: dict[str, Any]) -> bool:
         """Append ``document`` and make it the latest; False when its ``presets_id`` was already saved."""
         _check(document, "document")
         line = json.dumps(document, sort_keys=True, allow_nan=False)
-        with self._locked():
+        with exclusive_lock(self.root / ".lock"):
             existing = {d["presets_id"] for d in self._read_history()}
             if document["presets_id"] in existing:
                 return False
             self._append(line)
-            self._write_latest(line)
+            write_bytes_atomic(self.latest_file, line.encode())
         return True
 
     def latest(self) -> dict[str, Any] | None:
@@ -216,19 +201,6 @@ class PresetsHistory:
         log.warning(
             "%s: a torn last line was moved to %s", self.history_file, self.history_file.name + ".torn"
         )
-
-    def _write_latest(self, line: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".latest.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.latest_file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(self.root)
 
 
 def _check(document: Any, where: str) -> dict[str, Any]:

@@ -34,6 +34,16 @@ class SearchSpace:
     min_dollar_vol: tuple[float, ...] = (0.0, 1e6, 2e6, 5e6, 1e7, 2e7, 5e7)
     lookback_days: tuple[int, ...] = (20, 30, 60, 90, 120, 250)
 
+    @property
+    def size(self) -> int:
+        """Configs in the unconstrained grid (without building them)."""
+        return (
+            len(self.max_symbols)
+            * len(self.min_tech_rating)
+            * len(self.min_dollar_vol)
+            * len(self.lookback_days)
+        )
+
     def configs(self, constraints: Constraints | None = None) -> list[ScanConfig]:
         c = constraints or Constraints()
         lookbacks = (c.lookback_days,) if c.lookback_days is not None else self.lookback_days

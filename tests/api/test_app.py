@@ -14,6 +14,17 @@ from technic_ml.settings import TechnicSettings
 
 CONFIG = {"max_symbols": 100, "min_tech_rating": 50, "min_dollar_vol": 1e6, "lookback_days": 60}
 AS_OF = "2018-12-20T10:00:00-05:00"
+# What a publisher writes; the registry adds the rest (version, hashes, library versions).
+PUBLISHED = ("target", "features", "feature_set", "params", "coverage", "training_window",
+             "training_data_sha256", "data_source", "data_note", "interval", "validation")  # fmt: skip
+
+
+def _republish(registry: ModelRegistry, version: str) -> str:
+    """Publish the count model of ``version`` again as a new version and make it champion."""
+    predictor, manifest = registry.load("result-count", version)
+    new = registry.publish("result-count", predictor, {k: manifest[k] for k in PUBLISHED if k in manifest})
+    registry.promote("result-count", new.version)
+    return new.version
 
 
 def test_predict_answers_both_targets_with_intervals_and_a_ledger_id(client, service):
@@ -91,12 +102,7 @@ def test_a_newly_published_champion_is_served_without_restart_or_failed_requests
         worker = threading.Thread(target=hammer)
         worker.start()
         try:
-            predictor, manifest = registry.load("result-count", old)
-            kept = ("target", "features", "feature_set", "params", "coverage", "training_window",
-                    "training_data_sha256", "data_source", "data_note", "interval", "validation")  # fmt: skip
-            new = registry.publish("result-count", predictor, {k: manifest[k] for k in kept if k in manifest})
-            new = new.version
-            registry.promote("result-count", new)
+            new = _republish(registry, old)
             assert service.refresh() is True
             after = c.post("/scan/predict", json={"config": CONFIG, "as_of": AS_OF}).json()
         finally:
@@ -216,13 +222,7 @@ def test_the_background_poller_picks_up_a_rollback_without_restart(settings, ser
 
     registry = ModelRegistry(settings.model_registry_path)
     first = registry.aliases("result-count")["champion"]
-    predictor, manifest = registry.load("result-count", first)
-    kept = ("target", "features", "feature_set", "params", "coverage", "training_window",
-            "training_data_sha256", "data_source", "data_note", "interval", "validation")  # fmt: skip
-    second = registry.publish(
-        "result-count", predictor, {k: manifest[k] for k in kept if k in manifest}
-    ).version
-    registry.promote("result-count", second)
+    second = _republish(registry, first)
     with TestClient(create_app(service)) as c:  # reload=True: the lifespan starts the poller (0.2 s)
         deadline = time.monotonic() + 10
         while c.get("/models").json()["serving"]["count"] != second and time.monotonic() < deadline:
@@ -246,11 +246,7 @@ def test_repeated_configs_are_answered_from_the_cache_and_a_swap_invalidates_it(
     assert other is not first
     registry = ModelRegistry(settings.model_registry_path)
     old = registry.aliases("result-count")["champion"]
-    predictor, manifest = registry.load("result-count", old)
-    kept = ("target", "features", "feature_set", "params", "coverage", "training_window",
-            "training_data_sha256", "data_source", "data_note", "interval", "validation")  # fmt: skip
-    new = registry.publish("result-count", predictor, {k: manifest[k] for k in kept if k in manifest}).version
-    registry.promote("result-count", new)
+    new = _republish(registry, old)
     assert service.refresh()
     after = service.predict(config, conditions)
     assert after is not first and after["count"].version == new

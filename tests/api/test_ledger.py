@@ -49,18 +49,13 @@ def test_the_first_outcome_is_kept_and_unknown_ids_are_refused(ledger):
         ledger.report("nope", 1, None)
 
 
-def test_abstentions_are_not_scored_and_history_matches_by_scan_id(ledger):
-    from types import SimpleNamespace
+def test_abstentions_are_not_scored_and_history_rows_match_by_scan_id(ledger):
+    import pandas as pd
 
     ledger.record("a", {}, Prediction("count", "abstain", None), DURATION, scan_id="s1")
     ledger.record("b", {}, _count(5, 3, 8), DURATION, scan_id="s2")
-    record = SimpleNamespace(
-        scan_id="s2", results=SimpleNamespace(count=7), performance=SimpleNamespace(total_seconds=0.5)
-    )
-    other = SimpleNamespace(
-        scan_id="zz", results=SimpleNamespace(count=1), performance=SimpleNamespace(total_seconds=0.1)
-    )
-    assert ledger.match_history([record, other]) == 1
+    rows = pd.DataFrame({"scan_id": ["s2", "zz"], "result_count": [7, 1], "total_seconds": [0.5, 0.1]})
+    assert ledger.match_frame(rows) == 1
     assert ledger.report_scan("s1", 3, None) == ["a"]
     perf = ledger.performance()["count"]
     assert perf.n == 1 and perf.mae == pytest.approx(2.0)

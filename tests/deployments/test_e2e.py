@@ -45,6 +45,17 @@ def _wait_for(predicate, seconds: float, what: str):
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
+def _dom(url: str, tmp_path: Path) -> str:
+    """What a page says once its scripts ran (headless chromium's DOM dump)."""
+    return subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+         "--virtual-time-budget=15000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+
+
 def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_template):
     if shutil.which("chromium") is None:
         pytest.fail("Debian's chromium is needed for the UI screenshot: apt-get install -y chromium")
@@ -155,13 +166,7 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
         )  # fmt: skip
         assert shot.returncode == 0, shot.stdout + shot.stderr
         # What the page says once its scripts ran: the run list, not "Unable to connect".
-        dom = subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-             "--virtual-time-budget=15000", "--dump-dom", f"http://127.0.0.1:{port}/v2/runs"],
-            capture_output=True, text=True, timeout=120,
-        ).stdout  # fmt: skip
+        dom = _dom(f"http://127.0.0.1:{port}/v2/runs", tmp_path)
         assert "Unable to connect" not in dom
         assert "train-predictors" in dom, dom[-2000:]
         data = png.read_bytes()
@@ -171,14 +176,9 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
         if keep := os.environ.get("E2E_SCREENSHOT"):  # to look at what a user sees
             shutil.copy(png, keep)
         # The presets artifact as the UI renders it.
-        artifact_dom = subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-             "--virtual-time-budget=15000", "--dump-dom",
-             f"http://127.0.0.1:{port}/artifacts/artifact/{by_key['daily-presets']['id']}"],
-            capture_output=True, text=True, timeout=120,
-        ).stdout  # fmt: skip
+        artifact_dom = _dom(
+            f"http://127.0.0.1:{port}/artifacts/artifact/{by_key['daily-presets']['id']}", tmp_path
+        )
         assert "Daily presets for" in artifact_dom, artifact_dom[-2000:]
         if keep := os.environ.get("E2E_SCREENSHOT"):
             subprocess.run(

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from flows.daily_presets import PresetsParams, daily_presets
 from technic_ml.optimizer import STATIC_PRESETS, PresetsHistory
 from technic_ml.predictors.registry import ModelRegistry
-from technic_ml.predictors.training import FoldPlan, publish_predictors, train_predictors
-from technic_ml.predictors.validation import Candidate, Gates
 from tests.flows.conftest import artifacts_of, logs_of, run_id
+from tests.support.champions import publish_sample_champions
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
@@ -19,20 +16,9 @@ AS_OF = "2018-12-20T08:30:00-05:00"
 
 
 @pytest.fixture
-def with_champions(with_history):
+def with_champions(with_history, history_template):
     """Both champions published from the sample history (one small candidate, lenient gates)."""
-    from technic_ml.jobs import training_data
-
-    data, note = training_data(with_history)
-    run = train_predictors(
-        data,
-        candidates=(Candidate("hgb", "enriched", {"max_iter": 60}),),
-        gates=Gates(duration_r2_min=-math.inf, duration_mae_max=math.inf, coverage_tolerance=0.5),
-        folds=FoldPlan(n_folds=2),
-        data_note=note,
-    )
-    outcomes = publish_predictors(ModelRegistry(with_history.model_registry_path), run)
-    assert all(o.alias == "champion" for o in outcomes.values()), outcomes
+    publish_sample_champions(with_history.data_root, history_template)
     return with_history
 
 

@@ -23,7 +23,7 @@ def test_the_grid_respects_every_constraint_and_includes_the_users_own_bounds():
     assert {x.sectors[0] for x in configs} == {"Energy"}
     assert 120 in {x.max_symbols for x in configs} and 42.0 in {x.min_tech_rating for x in configs}
     assert 3e6 in {x.min_dollar_vol for x in configs} and {x.lookback_days for x in configs} == {60}
-    assert len(SearchSpace().configs()) == 9 * 19 * 7 * 6
+    assert len(SearchSpace().configs()) == SearchSpace().size == 9 * 19 * 7 * 6
 
 
 def test_batch_scores_equal_the_serving_path_config_by_config(predictors, conditions):
