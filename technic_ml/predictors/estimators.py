@@ -341,20 +341,36 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             x = np.ascontiguousarray(x, dtype=np.float64)
         if x.shape != (self.n_features_in_,):
             raise ValueError(f"x: received shape {x.shape}; expected ({self.n_features_in_},)")
+        scores = [e.predict_row(x) for e in self.serving_ensembles()]
+        return self.predict_scored(x, scores, version=version, coverage_verified=coverage_verified)
+
+    def serving_ensembles(self) -> list:
+        """The compiled ensembles a prediction walks, in the order :meth:`predict_scored` takes
+        their outputs: the point, then the interval's scale (adaptive intervals only)."""
+        return [self.runtime_] if self.scale_runtime_ is None else [self.runtime_, self.scale_runtime_]
+
+    def predict_scored(
+        self,
+        x: np.ndarray,
+        scores: list[float],
+        *,
+        version: str | None = None,
+        coverage_verified: float | None = None,
+    ) -> Prediction:
+        """:meth:`predict_one` from the outputs of :meth:`serving_ensembles` on ``x``, computed
+        elsewhere (the serving path walks both predictors' ensembles in one compiled call)."""
         lo, hi = self.feature_range_
         # One vectorized test on the fast path; the readable reasons only when it fails (NaN fails).
         if not ((x >= lo) & (x <= hi)).all():
             return Prediction(
                 self._target, "abstain", None, version=version, reasons=tuple(self.out_of_range(x))
             )
-        point = float(self.runtime_.predict_row(x))
-        scale = 1.0
-        if self.scale_runtime_ is not None:
-            scale = max(float(self.scale_runtime_.predict_row(x)), self.scale_floor_)
+        point = scores[0]
+        scale = 1.0 if self.scale_runtime_ is None else max(scores[1], self.scale_floor_)
         lower, upper = self.conformal_.interval_one(point, scale)
-        return self._prediction(x, point, lower, upper, version, coverage_verified)
+        return self._prediction(x, point, lower, upper, version, coverage_verified, scores)
 
-    def _prediction(self, x, point, lower, upper, version, coverage_verified=None) -> Prediction:
+    def _prediction(self, x, point, lower, upper, version, coverage_verified=None, scores=()) -> Prediction:
         return Prediction(
             self._target,
             "model",
@@ -461,12 +477,14 @@ class ResultCountPredictor(_TreePredictor):
             p_empty[in_range] = self.empty_runtime_.predict(rows)
         out["p_empty"] = p_empty
 
-    def _prediction(self, x, point, lower, upper, version, coverage_verified=None) -> Prediction:
+    def serving_ensembles(self) -> list:
+        """The point's and scale's ensembles, then P(empty)'s classifier when there is one."""
+        found = super().serving_ensembles()
+        return found if self.empty_runtime_ is None else [*found, self.empty_runtime_]
+
+    def _prediction(self, x, point, lower, upper, version, coverage_verified=None, scores=()) -> Prediction:
         lo, hi = integer_interval_one(lower, upper)
-        if self.empty_runtime_ is None:
-            p_empty = self.empty_rate_
-        else:
-            p_empty = float(self.empty_runtime_.predict_row(x))
+        p_empty = self.empty_rate_ if self.empty_runtime_ is None else float(scores[-1])
         return Prediction(
             "count",
             "model",

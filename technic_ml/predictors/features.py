@@ -30,7 +30,6 @@ import pandas as pd
 
 from technic_ml.contracts import MarketConditions, ScanConfig
 from technic_ml.errors import ContractError
-from technic_ml.market_conditions import session_clock
 from technic_ml.nyse import calendar
 from technic_ml.predictors.universe import UniverseStats
 
@@ -304,7 +303,7 @@ def feature_values(
     }
     row = -1
     if universe is not None and conditions.as_of is not None:
-        row = universe.feature_row_for_day(session_clock().last_completed(conditions.as_of))
+        row = universe.feature_row_at(conditions.as_of)
     stats = (np.nan,) * 4 if row < 0 else universe.stats(config, row)
     n_universe, n_rated, prev_count, n_near = (float(s) for s in stats)
     values.update(

@@ -18,11 +18,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from technic_ml.contracts import MarketConditions, ScanConfig
 from technic_ml.errors import RegistryError
 from technic_ml.predictors.estimators import Prediction, heuristic_duration
 from technic_ml.predictors.features import feature_values, vector
 from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
+from technic_ml.predictors.runtime import FusedEnsembles
 from technic_ml.predictors.universe import UniverseStats
 
 log = logging.getLogger(__name__)
@@ -74,16 +77,54 @@ class Predictors:
                 log.warning("%s model not loaded: %s", model, exc)
         return cls(loaded["count"], loaded["duration"], universe, notes)
 
+    @functools.cached_property
+    def _fused(self) -> tuple[FusedEnsembles, list[tuple[str, Loaded, tuple[str, ...], int]]] | None:
+        """Every ensemble of both loaded models, walked in one compiled call (see ``runtime``).
+
+        Built on first use: the models must not be replaced after a prediction (the API builds a
+        new ``Predictors`` for a new champion pair instead).
+        """
+        loaded = [(t, m) for t, m in (("count", self.count), ("duration", self.duration)) if m is not None]
+        if not loaded:
+            return None
+        ensembles, rows, layout = [], [], []
+        for row, (target, model) in enumerate(loaded):
+            found = model.predictor.serving_ensembles()
+            layout.append((target, model, model.predictor.features.columns, len(found)))
+            ensembles += found
+            rows += [row] * len(found)
+        return FusedEnsembles(ensembles, rows), layout
+
+    @functools.cached_property
+    def _needs_universe(self) -> bool:
+        return any(m is not None and m.predictor.features.needs_universe for m in (self.count, self.duration))
+
     def predict(self, config: ScanConfig, conditions: MarketConditions) -> dict[str, Prediction]:
-        """Both predictions; the features (universe statistics included) are computed once."""
-        needs = [
-            m for m in (self.count, self.duration) if m is not None and m.predictor.features.needs_universe
-        ]
-        values = feature_values(config, conditions, self.universe if needs else None)
-        return {
-            "count": self.predict_count(config, conditions, values),
-            "duration": self.predict_duration(config, conditions, values),
-        }
+        """Both predictions; the features (universe statistics included) are computed once and both
+        models' trees are walked in one compiled call."""
+        values = feature_values(config, conditions, self.universe if self._needs_universe else None)
+        out = {}
+        if self._fused is not None:
+            fused, layout = self._fused
+            X = np.full((len(layout), fused.n_features), np.nan)
+            for row, (_, _, columns, _) in enumerate(layout):
+                X[row, : len(columns)] = [values[c] for c in columns]
+            scores = fused.predict(X)
+            start = 0
+            for row, (target, model, columns, n) in enumerate(layout):
+                prediction = model.predictor.predict_scored(
+                    X[row, : len(columns)],
+                    scores[start : start + n],
+                    version=model.version,
+                    coverage_verified=model.verified_coverage,
+                )
+                out[target] = self._flag_missing_universe(model, prediction)
+                start += n
+        if "count" not in out:
+            out["count"] = self.predict_count(config, conditions, values)
+        if "duration" not in out:
+            out["duration"] = self.predict_duration(config, conditions, values)
+        return {"count": out["count"], "duration": out["duration"]}
 
     def predict_count(self, config: ScanConfig, conditions: MarketConditions, values=None) -> Prediction:
         if self.count is None:
@@ -111,8 +152,15 @@ class Predictors:
         prediction = predictor.predict_one(
             x, version=loaded.version, coverage_verified=loaded.verified_coverage
         )
-        if predictor.features.needs_universe and self.universe is None and prediction.state == "abstain":
-            prediction = Prediction(
+        return self._flag_missing_universe(loaded, prediction)
+
+    def _flag_missing_universe(self, loaded: Loaded, prediction: Prediction) -> Prediction:
+        if (
+            prediction.state == "abstain"
+            and self.universe is None
+            and loaded.predictor.features.needs_universe
+        ):
+            return Prediction(
                 prediction.target,
                 "abstain",
                 None,

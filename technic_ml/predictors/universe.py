@@ -19,10 +19,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 
 from technic_ml.contracts import ScanConfig
+from technic_ml.market_conditions import session_clock
 from technic_ml.panel import Panel
 from technic_ml.scanner import tech_ratings
 
@@ -30,6 +32,26 @@ from technic_ml.scanner import tech_ratings
 FEATURE_LAG = 1
 #: Rating points around the threshold counted as "near": symbols likely to cross it by the next close.
 NEAR_POINTS = 5.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _count(adv, sector, industry, sector_table, industry_table, min_dollar_vol, max_symbols, ratings,
+           min_rating, near_points):  # fmt: skip  # pragma: no cover - compiled
+    """(chosen, rated, passing, near) over the universe in the scanner's order (see ``stats_of``)."""
+    chosen = rated = passing = near = 0
+    for j in range(adv.shape[0]):
+        if chosen >= max_symbols:
+            break
+        if adv[j] >= min_dollar_vol and sector_table[sector[j]] and industry_table[industry[j]]:
+            chosen += 1
+            r = ratings[j]
+            if r == r:  # NaN: too few bars to rate, neither passing nor near
+                rated += 1
+                if r >= min_rating:
+                    passing += 1
+                if abs(r - min_rating) < near_points:
+                    near += 1
+    return chosen, rated, passing, near
 
 
 @dataclass(frozen=True)
@@ -55,8 +77,11 @@ class UniverseStats:
         self.industry_names, self._industry_codes = np.unique(panel.industries, return_inverse=True)
         self._sector_lookup = {name: i for i, name in enumerate(self.sector_names)}
         self._industry_lookup = {name: i for i, name in enumerate(self.industry_names)}
+        self._all_sectors = np.ones(len(self.sector_names), dtype=bool)
+        self._all_industries = np.ones(len(self.industry_names), dtype=bool)
         self._bases: dict[int, _Base] = {}
         self._day_rows: dict[np.datetime64, int] = {}
+        self._moment_rows: dict = {}
         self._ratings: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -95,18 +120,30 @@ class UniverseStats:
         row: int,
     ) -> tuple[int, int, int, int]:
         base = self._base(row)
-        keep = base.adv >= min_dollar_vol
-        if sectors is not None and len(sectors):
-            keep &= self._selected(sectors, self._sector_lookup, len(self.sector_names))[base.sector]
-        if industries is not None and len(industries):
-            keep &= self._selected(industries, self._industry_lookup, len(self.industry_names))[base.industry]
-        chosen = np.flatnonzero(keep)[: int(max_symbols)]
-        ratings = self._rating_row(row, int(lookback_days))[chosen]
-        rated = np.isfinite(ratings)
-        with np.errstate(invalid="ignore"):
-            passing = int((ratings >= min_tech_rating).sum())
-            near = int((np.abs(ratings - min_tech_rating) < NEAR_POINTS).sum())
-        return len(chosen), int(rated.sum()), passing, near
+        sector_table = (
+            self._selected(sectors, self._sector_lookup, len(self.sector_names))
+            if sectors is not None and len(sectors)
+            else self._all_sectors
+        )
+        industry_table = (
+            self._selected(industries, self._industry_lookup, len(self.industry_names))
+            if industries is not None and len(industries)
+            else self._all_industries
+        )
+        # One compiled pass instead of a dozen numpy calls: this runs once per prediction served.
+        chosen, rated, passing, near = _count(
+            base.adv,
+            base.sector,
+            base.industry,
+            sector_table,
+            industry_table,
+            float(min_dollar_vol),
+            int(max_symbols),
+            self._rating_row(row, int(lookback_days)),
+            float(min_tech_rating),
+            NEAR_POINTS,
+        )
+        return int(chosen), int(rated), int(passing), int(near)
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -117,6 +154,16 @@ class UniverseStats:
         table = np.zeros(size, dtype=bool)
         table[[lookup[n] for n in names if n in lookup]] = True
         return table
+
+    def feature_row_at(self, as_of) -> int:
+        """:meth:`feature_row_for_day` of a scan at ``as_of`` (cached: every request of a minute asks)."""
+        row = self._moment_rows.get(as_of)
+        if row is None:
+            row = self.feature_row_for_day(session_clock().last_completed(as_of))
+            if len(self._moment_rows) >= 4096:
+                self._moment_rows.clear()
+            self._moment_rows[as_of] = row
+        return row
 
     def feature_row_for_day(self, day: np.datetime64) -> int:
         """:meth:`feature_rows` for one last-bar day (cached: a serving process asks for one day)."""

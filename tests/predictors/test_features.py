@@ -137,3 +137,30 @@ def test_seed_only_dataset_without_market_data(sample_history):
     assert data.timestamp.is_monotonic_increasing
     with pytest.raises(ValueError, match="enriched features need market data"):
         data.X(feature_set("enriched", "count"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_universe_counts_equal_the_numpy_definition(seed):
+    from technic_ml.predictors.universe import NEAR_POINTS, _count
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    adv = np.sort(rng.lognormal(15, 2, n))[::-1]
+    sector, industry = rng.integers(0, 5, n), rng.integers(0, 9, n)
+    ratings = rng.uniform(0, 100, n)
+    ratings[rng.random(n) < 0.1] = np.nan
+    sectors, industries = rng.random(5) < 0.6, rng.random(9) < 0.7
+    min_dv, max_symbols, min_rating = float(np.quantile(adv, 0.3)), int(rng.integers(5, 400)), 50.0
+    keep = (adv >= min_dv) & sectors[sector] & industries[industry]
+    chosen = ratings[np.flatnonzero(keep)[:max_symbols]]
+    with np.errstate(invalid="ignore"):
+        expected = (
+            len(chosen),
+            int(np.isfinite(chosen).sum()),
+            int((chosen >= min_rating).sum()),
+            int((np.abs(chosen - min_rating) < NEAR_POINTS).sum()),
+        )
+    got = _count(
+        adv, sector, industry, sectors, industries, min_dv, max_symbols, ratings, min_rating, NEAR_POINTS
+    )
+    assert tuple(got) == expected

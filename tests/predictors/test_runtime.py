@@ -8,7 +8,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
-from technic_ml.predictors.runtime import flatten
+from technic_ml.predictors.runtime import NODE, FusedEnsembles, flatten
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,48 @@ def test_wrong_width_is_refused(data):
     flat = flatten(HistGradientBoostingRegressor(max_iter=5).fit(X, y))
     with pytest.raises(ValueError, match=r"expected \(n, 6\)"):
         flat.predict(np.zeros((2, 5)))
+
+
+def test_packed_nodes_on_a_hand_built_tree():
+    # Depth-first numbering in, breadth-first out: root 0 splits on x1 <= 0.5 (missing go left),
+    # its left child (old 1) is a leaf 10.0, its right child (old 2) splits on x0 <= 2 into 20 / 30.
+    from technic_ml.predictors.runtime import _pack_nodes
+
+    feature = np.array([1, -1, 0, -1, -1])
+    threshold = np.array([0.5, 0, 2.0, 0, 0])
+    children = np.array([1, 2, 1, 1, 3, 4, 3, 3, 4, 4])
+    missing = np.array([True, False, False, False, False])
+    value = np.array([0, 10.0, 0, 20.0, 30.0])
+    nodes, roots = _pack_nodes(feature, threshold, children, missing, value, np.array([0]))
+    assert nodes.dtype == NODE and nodes.itemsize == 16 and roots.tolist() == [0]
+    assert nodes["code"].tolist() == [3, -1, 0, -1, -1]  # 2 * feature + missing-left
+    assert nodes["left"].tolist() == [1, -1, 3, -1, -1]  # right children are left + 1
+    assert nodes["value"].tolist() == [0.5, 10.0, 2.0, 20.0, 30.0]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_packed_walk_gives_the_flat_walk_and_fused_gives_each(data, index):
+    X, y = data
+    models = list(_models(X, y))
+    flat = flatten(models[index])
+    probe = np.random.default_rng(2).normal(size=(100, 6)) * 1.5
+    probe[::5, 3] = np.nan
+    packed = [flat.raw_row(r) for r in probe]
+    assert packed == [flat.raw_row_flat(r) for r in probe]  # same nodes, same sums: bit for bit
+    # All six models in one call, reading two different rows (widths padded to the widest).
+    ensembles = [flatten(m) for m in models]
+    rows = [k % 2 for k in range(len(ensembles))]
+    fused = FusedEnsembles(ensembles, rows)
+    for r in probe[:20]:
+        X2 = np.vstack([r, r[::-1]])
+        expected = [e.predict_row(X2[k]) for e, k in zip(ensembles, rows, strict=True)]
+        np.testing.assert_allclose(fused.predict(X2), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_refuses_a_row_it_does_not_have(data):
+    X, y = data
+    flat = flatten(HistGradientBoostingRegressor(max_iter=5).fit(X, y))
+    with pytest.raises(ValueError, match="one row per ensemble"):
+        FusedEnsembles([flat], [0, 1])
+    with pytest.raises(ValueError, match=r"expected at least \(2, 6\)"):
+        FusedEnsembles([flat, flat], [0, 1]).predict(np.zeros((1, 6)))
