@@ -16,12 +16,14 @@ Only numeric splits are supported (the predictors use no categorical features); 
 categorical split is refused rather than evaluated wrongly.
 
 Serving walks a packed copy of the same trees (:attr:`FlatEnsemble.packed`): one 16-byte record
-per node (threshold or leaf value, feature with the missing-value side, left child; the right
-child is always next to it), so a visited node is one cache line, not four. A prediction's five
-ensembles (count, its interval scale, P(empty), duration, its scale: about 60,000 nodes) fit in
-1 MB and are walked by one compiled call (:class:`FusedEnsembles`). In a process that does other
-work between predictions (an API server) the trees are not in the CPU caches, and that walk was
-most of the time of a prediction; tests check the packed walk gives the flat walk's numbers.
+per node (threshold or leaf value, feature with the missing-value side, right child), numbered
+depth first so the left child is the next record. A visited node is one cache line instead of
+four arrays, and a path that goes left reads memory in order. A prediction's five ensembles
+(count, its interval scale, P(empty), duration, its scale: about 36,000 nodes) are walked by one
+compiled call (:class:`FusedEnsembles`). Measured on the sample champions with the CPU caches
+flushed between predictions, as in an API server: 77 µs against 100 µs for the five flat walks
+(a breadth-first numbering measured 130 µs). Tests check the packed walk gives the flat walk's
+numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ import numpy as np
 
 LINKS = ("identity", "exp", "logistic")
 # value: the split threshold, or the leaf value at a leaf; code: 2 * feature + (missing values go
-# left), -1 at a leaf; left: the left child's index (the right child is left + 1).
-NODE = np.dtype([("value", np.float64), ("code", np.int32), ("left", np.int32)])
+# left), -1 at a leaf; right: the right child's index (the left child is the next node).
+NODE = np.dtype([("value", np.float64), ("code", np.int32), ("right", np.int32)])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -67,7 +69,7 @@ def _walk_rows(X, feature, threshold, children, missing_left, value, roots):  # 
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_packed(x, nodes, roots, start, stop):  # pragma: no cover - compiled
+def _walk_packed(x, nodes, roots, start, stop, round32):  # pragma: no cover - compiled
     total = 0.0
     for r in range(start, stop):
         i = roots[r]
@@ -76,24 +78,36 @@ def _walk_packed(x, nodes, roots, start, stop):  # pragma: no cover - compiled
             if code < 0:
                 break
             v = x[code >> 1]
+            if round32:  # a forest compares float32-rounded inputs
+                v = np.float64(np.float32(v))
             go_left = v <= nodes[i].value or (v != v and (code & 1) == 1)
-            i = nodes[i].left if go_left else nodes[i].left + 1
+            i = i + 1 if go_left else nodes[i].right
         total += nodes[i].value
     return total
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_packed_rows(X, nodes, roots):  # pragma: no cover - compiled
+def _walk_packed_rows(X, nodes, roots, round32):  # pragma: no cover - compiled
     out = np.empty(X.shape[0])
     for i in range(X.shape[0]):
-        out[i] = _walk_packed(X[i], nodes, roots, 0, roots.shape[0])
+        out[i] = _walk_packed(X[i], nodes, roots, 0, roots.shape[0], round32)
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_fused(X, rows, nodes, roots, bounds, out):  # pragma: no cover - compiled
+def _walk_fused(X, rows, nodes, roots, bounds, round32, baselines, links, out):  # pragma: no cover
+    # links: 0 identity, 1 exp, 2 logistic (LINKS order); the same formulas as FlatEnsemble.link_one.
     for k in range(rows.shape[0]):
-        out[k] = _walk_packed(X[rows[k]], nodes, roots, bounds[k], bounds[k + 1])
+        raw = baselines[k] + _walk_packed(X[rows[k]], nodes, roots, bounds[k], bounds[k + 1], round32[k])
+        if links[k] == 1:
+            raw = math.exp(raw)
+        elif links[k] == 2:
+            if raw >= 0:
+                raw = 1.0 / (1.0 + math.exp(-raw))
+            else:
+                e = math.exp(raw)
+                raw = e / (1.0 + e)
+        out[k] = raw
     return out
 
 
@@ -125,10 +139,8 @@ class FlatEnsemble:
 
     def raw_row(self, x: np.ndarray) -> float:
         """Raw score of one contiguous float64 row."""
-        if self.float32_inputs:
-            x = x.astype(np.float32).astype(np.float64)
         nodes, roots = self.packed
-        return self.baseline + _walk_packed(x, nodes, roots, 0, roots.shape[0])
+        return self.baseline + _walk_packed(x, nodes, roots, 0, roots.shape[0], self.float32_inputs)
 
     def raw_row_flat(self, x: np.ndarray) -> float:
         """:meth:`raw_row` through the flat arrays (the reference the packed walk is tested against)."""
@@ -160,10 +172,8 @@ class FlatEnsemble:
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"X: received shape {X.shape}; expected (n, {self.n_features})")
-        if self.float32_inputs:
-            X = X.astype(np.float32).astype(np.float64)
         nodes, roots = self.packed
-        raw = self.baseline + _walk_packed_rows(X, nodes, roots)
+        raw = self.baseline + _walk_packed_rows(X, nodes, roots, self.float32_inputs)
         return _inverse_link(raw, self.link)
 
 
@@ -184,7 +194,7 @@ class FusedEnsembles:
         for ensemble in ensembles:
             n, r = ensemble.packed
             shifted = n.copy()
-            shifted["left"][n["code"] >= 0] += offset
+            shifted["right"][n["code"] >= 0] += offset
             nodes.append(shifted)
             roots.append(r + offset)
             bounds.append(bounds[-1] + len(r))
@@ -195,53 +205,60 @@ class FusedEnsembles:
         self.roots = np.concatenate(roots)
         self.bounds = np.array(bounds, dtype=np.int64)
         self.rows = np.array(rows, dtype=np.int64)
-        self.float32 = np.array([e.float32_inputs for e in ensembles])
+        self.round32 = np.array([e.float32_inputs for e in ensembles])
         self.baselines = np.array([e.baseline for e in ensembles])
+        self.links = np.array([LINKS.index(e.link) for e in ensembles], dtype=np.int64)
         self.ensembles = tuple(ensembles)
         self.n_features = max(e.n_features for e in ensembles)
+        self._min_rows = int(self.rows.max()) + 1
 
-    def predict(self, X: np.ndarray) -> list[float]:
-        """One prediction per ensemble (inverse link applied), in the order given at construction."""
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] < self.n_features or len(X) <= self.rows.max():
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """One prediction per ensemble (inverse link applied), in the order given at construction.
+
+        ``X``: a C-contiguous float64 array (the serving path builds it so; this runs per request,
+        and every numpy call here costs more than a tree walk when the caches are cold).
+        """
+        if X.dtype != np.float64 or not X.flags.c_contiguous:
+            X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] < self.n_features or X.shape[0] < self._min_rows:
             raise ValueError(
-                f"X: received shape {X.shape}; expected at least ({self.rows.max() + 1}, {self.n_features})"
+                f"X: received shape {X.shape}; expected at least ({self._min_rows}, {self.n_features})"
             )
-        rows = self.rows
-        if self.float32.any():  # a forest reads float32-rounded inputs: a rounded copy of X below X
-            rows = np.where(self.float32, rows + len(X), rows)
-            X = np.concatenate([X, X.astype(np.float32).astype(np.float64)])
-        raw = _walk_fused(X, rows, self.nodes, self.roots, self.bounds, np.empty(len(rows)))
-        return [e.link_one(v) for e, v in zip(self.ensembles, (raw + self.baselines).tolist(), strict=True)]
+        out = np.empty(len(self.rows))
+        return _walk_fused(
+            X, self.rows, self.nodes, self.roots, self.bounds, self.round32, self.baselines, self.links, out
+        )
 
 
 def _pack_nodes(feature, threshold, children, missing_left, value, roots) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber each tree breadth first so a node's two children sit side by side (see NODE)."""
+    """Renumber each tree depth first (pre-order) so a node's left child is the next record (NODE)."""
     nodes = np.empty(len(feature), dtype=NODE)
     new_roots = np.empty(len(roots), dtype=np.int64)
     feature, children = feature.tolist(), children.tolist()
     threshold, value, missing_left = threshold.tolist(), value.tolist(), missing_left.tolist()
-    out_value, out_code, out_left = [], [], []
+    out_value, out_code, out_right = [], [], []
     for r, root in enumerate(roots.tolist()):
         new_roots[r] = len(out_value)
-        queue, head = [root], 0
-        while head < len(queue):
-            old = queue[head]
-            head += 1
-            f = feature[old]
-            if f < 0:
+        # Iterative pre-order: (old node, position of the parent whose right child it is, or -1).
+        stack = [(root, -1)]
+        while stack:
+            old, parent = stack.pop()
+            if parent >= 0:
+                out_right[parent] = len(out_value)
+            position = len(out_value)
+            if feature[old] < 0:
                 out_value.append(value[old])
                 out_code.append(-1)
-                out_left.append(-1)
+                out_right.append(-1)
             else:
                 out_value.append(threshold[old])
-                out_code.append(2 * f + int(missing_left[old]))
-                # Children get the next two free positions: everything queued so far is numbered.
-                out_left.append(int(new_roots[r]) + len(queue))
-                queue.extend((children[2 * old], children[2 * old + 1]))
+                out_code.append(2 * feature[old] + int(missing_left[old]))
+                out_right.append(-1)  # known once the left subtree is numbered
+                stack.append((children[2 * old + 1], position))
+                stack.append((children[2 * old], -1))  # popped first: the next record
     if len(out_value) != len(nodes):
         raise ValueError(f"trees: {len(out_value)} nodes reachable of {len(nodes)}; expected all of them")
-    nodes["value"], nodes["code"], nodes["left"] = out_value, out_code, out_left
+    nodes["value"], nodes["code"], nodes["right"] = out_value, out_code, out_right
     return nodes, new_roots
 
 

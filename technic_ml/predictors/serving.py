@@ -109,7 +109,7 @@ class Predictors:
             X = np.full((len(layout), fused.n_features), np.nan)
             for row, (_, _, columns, _) in enumerate(layout):
                 X[row, : len(columns)] = [values[c] for c in columns]
-            scores = fused.predict(X)
+            scores = fused.predict(X).tolist()
             start = 0
             for row, (target, model, columns, n) in enumerate(layout):
                 prediction = model.predictor.predict_scored(

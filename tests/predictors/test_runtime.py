@@ -65,8 +65,9 @@ def test_wrong_width_is_refused(data):
 
 
 def test_packed_nodes_on_a_hand_built_tree():
-    # Depth-first numbering in, breadth-first out: root 0 splits on x1 <= 0.5 (missing go left),
-    # its left child (old 1) is a leaf 10.0, its right child (old 2) splits on x0 <= 2 into 20 / 30.
+    # Root (old 0) splits on x1 <= 0.5 (missing go left); its left child (old 1) is a leaf 10.0, its
+    # right child (old 2) splits on x0 <= 2 into the leaves 20 (old 3) and 30 (old 4). Here the
+    # creation order is already pre-order, so only the links change.
     from technic_ml.predictors.runtime import _pack_nodes
 
     feature = np.array([1, -1, 0, -1, -1])
@@ -77,7 +78,7 @@ def test_packed_nodes_on_a_hand_built_tree():
     nodes, roots = _pack_nodes(feature, threshold, children, missing, value, np.array([0]))
     assert nodes.dtype == NODE and nodes.itemsize == 16 and roots.tolist() == [0]
     assert nodes["code"].tolist() == [3, -1, 0, -1, -1]  # 2 * feature + missing-left
-    assert nodes["left"].tolist() == [1, -1, 3, -1, -1]  # right children are left + 1
+    assert nodes["right"].tolist() == [2, -1, 4, -1, -1]  # left children are the next node
     assert nodes["value"].tolist() == [0.5, 10.0, 2.0, 20.0, 30.0]
 
 
@@ -107,3 +108,17 @@ def test_fused_refuses_a_row_it_does_not_have(data):
         FusedEnsembles([flat], [0, 1])
     with pytest.raises(ValueError, match=r"expected at least \(2, 6\)"):
         FusedEnsembles([flat, flat], [0, 1]).predict(np.zeros((1, 6)))
+
+
+def test_packed_nodes_renumber_a_tree_grown_out_of_order():
+    # Best-first growth numbers nodes by creation: root 0 -> (1, 2); node 2 split before node 1:
+    # 2 -> (3, 4), then 1 -> (5, 6). Pre-order is 0, 1, 5, 6, 2, 3, 4.
+    from technic_ml.predictors.runtime import _pack_nodes
+
+    feature = np.array([0, 1, 2, -1, -1, -1, -1])
+    children = np.array([1, 2, 5, 6, 3, 4, 3, 3, 4, 4, 5, 5, 6, 6])
+    value = np.array([0, 0, 0, 3.0, 4.0, 5.0, 6.0])
+    nodes, _ = _pack_nodes(feature, np.zeros(7), children, np.zeros(7, bool), value, np.array([0]))
+    assert nodes["code"].tolist() == [0, 2, -1, -1, 4, -1, -1]
+    assert nodes["right"].tolist() == [4, 3, -1, -1, 6, -1, -1]
+    assert nodes["value"][[2, 3, 5, 6]].tolist() == [5.0, 6.0, 3.0, 4.0]
