@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numba
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -356,12 +357,13 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         *,
         version: str | None = None,
         coverage_verified: float | None = None,
+        in_range: bool | None = None,
     ) -> Prediction:
         """:meth:`predict_one` from the outputs of :meth:`serving_ensembles` on ``x``, computed
-        elsewhere (the serving path walks both predictors' ensembles in one compiled call)."""
-        lo, hi = self.feature_range_
-        # One vectorized test on the fast path; the readable reasons only when it fails (NaN fails).
-        if not ((x >= lo) & (x <= hi)).all():
+        elsewhere (the serving path walks both predictors' ensembles in one compiled call).
+        ``in_range``: whether ``x`` is inside ``feature_range_``, when the caller tested it already."""
+        # One compiled test on the fast path; the readable reasons only when it fails (NaN fails).
+        if not (in_range if in_range is not None else _inside(x, *self.feature_range_)):
             return Prediction(
                 self._target, "abstain", None, version=version, reasons=tuple(self.out_of_range(x))
             )
@@ -410,6 +412,15 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
 
     def _batch_extra(self, rows: np.ndarray, in_range: np.ndarray, out: dict[str, np.ndarray]) -> None:
         pass
+
+
+@numba.njit(cache=True, nogil=True)
+def _inside(x, lo, hi):  # pragma: no cover - compiled
+    """Every value within [lo, hi], False on NaN (one compiled call instead of four numpy calls)."""
+    for j in range(x.shape[0]):  # noqa: SIM110 - numba compiles no generator for all()
+        if not (lo[j] <= x[j] <= hi[j]):
+            return False
+    return True
 
 
 def _fmt(v: float) -> str:
