@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,9 +107,14 @@ class Predictors:
         out = {}
         if self._fused is not None:
             fused, layout = self._fused
-            X = np.full((len(layout), fused.n_features), np.nan)
-            for row, (_, _, columns, _) in enumerate(layout):
-                X[row, : len(columns)] = [values[c] for c in columns]
+            width = fused.n_features
+            # One array from nested lists: a slice assignment per row cost more than the rows.
+            X = np.array(
+                [
+                    [values[c] for c in columns] + [math.nan] * (width - len(columns))
+                    for _, _, columns, _ in layout
+                ]
+            )
             scores = fused.predict(X).tolist()
             start = 0
             for row, (target, model, columns, n) in enumerate(layout):
