@@ -250,3 +250,13 @@ def test_repeated_configs_are_answered_from_the_cache_and_a_swap_invalidates_it(
     assert service.refresh()
     after = service.predict(config, conditions)
     assert after is not first and after["count"].version == new
+
+
+def test_a_moment_the_market_data_cannot_serve_is_a_422_with_the_reason(client):
+    r = client.post("/scan/predict", json={"config": CONFIG, "as_of": "1990-01-02T10:00:00-05:00"})
+    assert r.status_code == 422 and r.json()["detail"], r.text
+    assert "Traceback" not in r.text
+
+
+def test_other_methods_on_the_fast_path_go_through_the_router(client):
+    assert client.get("/scan/predict").status_code == 405
