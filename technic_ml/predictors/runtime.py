@@ -20,10 +20,10 @@ per node (threshold or leaf value, feature with the missing-value side, right ch
 depth first so the left child is the next record. A visited node is one cache line instead of
 four arrays, and a path that goes left reads memory in order. A prediction's five ensembles
 (count, its interval scale, P(empty), duration, its scale: about 36,000 nodes) are walked by one
-compiled call (:class:`FusedEnsembles`). Measured on the sample champions with the CPU caches
-flushed between predictions, as in an API server: 77 µs against 100 µs for the five flat walks
-(a breadth-first numbering measured 130 µs). Tests check the packed walk gives the flat walk's
-numbers bit for bit.
+compiled call (:class:`FusedEnsembles`): in an API server the CPU caches are cold between
+predictions, and one dispatch over compact records beat five over the flat arrays there (a
+breadth-first numbering was slower than both). Tests check the packed walk gives the flat walk's
+numbers bit for bit; bench/bench_api.py measures the whole request.
 """
 
 from __future__ import annotations
