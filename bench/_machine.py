@@ -22,3 +22,15 @@ def library_versions() -> str:
     import pyarrow
 
     return f"numpy {numpy.__version__}, pandas {pandas.__version__}, pyarrow {pyarrow.__version__}"
+
+
+def print_header() -> None:
+    """The machine, its load and the command: the first two lines every benchmark prints."""
+    import os
+    import sys
+
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" {library_versions()}; load average at start {os.getloadavg()[0]:.2f}"
+    )
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")

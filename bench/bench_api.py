@@ -26,7 +26,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -42,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._machine import cpu_model, library_versions  # noqa: E402
+from bench._machine import print_header  # noqa: E402
 
 BODY = {
     "config": {"max_symbols": 200, "min_tech_rating": 55, "min_dollar_vol": 5e6, "lookback_days": 120},
@@ -143,11 +142,7 @@ def main() -> int:
 
     import httpx
 
-    print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" {library_versions()}; load average at start {os.getloadavg()[0]:.2f}"
-    )
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print_header()
     root = Path(tempfile.mkdtemp(prefix="technic-bench-api-"))
     t = time.perf_counter()
     _champions(root)

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -45,7 +43,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 DEFAULT_DIR = REPO.parent / "shared/data/market"
 
-from bench._machine import cpu_model, library_versions  # noqa: E402
+from bench._machine import print_header  # noqa: E402
 
 
 def row(label: str, value: str) -> None:
@@ -79,11 +77,7 @@ def main() -> int:
     from technic_ml.scanner import SCANNER_VERSION, Scanner
     from technic_ml.settings import TechnicSettings
 
-    print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" {library_versions()}; load average at start {os.getloadavg()[0]:.2f}"
-    )
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print_header()
     settings = TechnicSettings(data_root=args.data_root, market_source="parquet", market_dir=args.market_dir)
     store = ScanHistoryStore(settings.history_path)
     records = store.between(dt.datetime(2017, 1, 1, tzinfo=NY), dt.datetime(2020, 1, 1, tzinfo=NY))

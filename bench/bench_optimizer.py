@@ -33,8 +33,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -47,7 +45,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 DEFAULT_DIR = REPO.parent / "shared/data/market"
 
-from bench._machine import cpu_model, library_versions  # noqa: E402
+from bench._machine import print_header  # noqa: E402
 
 SCAN_TIMES = (dt.time(10, 0), dt.time(16, 30))
 GENERATED_AT = dt.time(8, 30)
@@ -106,11 +104,7 @@ def main() -> int:
     from technic_ml.scanner import Scanner
     from technic_ml.settings import TechnicSettings
 
-    print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-        f" {library_versions()}; load average at start {os.getloadavg()[0]:.2f}"
-    )
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print_header()
     started = time.perf_counter()
     settings = TechnicSettings(data_root=args.data_root, market_source="parquet", market_dir=args.market_dir)
     store = ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
