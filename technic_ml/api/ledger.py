@@ -19,6 +19,7 @@ a prediction's answer.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -60,6 +61,15 @@ class Performance:
 
     def to_dict(self) -> dict[str, Any]:
         return vars(self).copy()
+
+
+def _config_json(config: dict) -> str:
+    """Compact JSON with sorted keys. orjson refuses integers beyond 64 bits, which a config's free
+    extra fields may hold (schemathesis sent one): the standard library writes those, same format."""
+    try:
+        return orjson.dumps(config, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 
 class UnknownPrediction(LookupError):
@@ -118,7 +128,7 @@ class PredictionLedger:
             prediction_id,
             scan_id,
             dt.datetime.now(NY).isoformat(),
-            orjson.dumps(config, option=orjson.OPT_SORT_KEYS).decode(),
+            _config_json(config),
             count.state, _num(count.value), _num(count.lower), _num(count.upper), count.version,
             duration.state, _num(duration.value), _num(duration.lower), _num(duration.upper),
             duration.version,

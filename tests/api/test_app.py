@@ -260,3 +260,8 @@ def test_a_moment_the_market_data_cannot_serve_is_a_422_with_the_reason(client):
 
 def test_other_methods_on_the_fast_path_go_through_the_router(client):
     assert client.get("/scan/predict").status_code == 405
+
+
+def test_a_config_with_a_huge_integer_in_an_extra_field_is_served(client):
+    r = client.post("/scan/predict", json={"config": {**CONFIG, "note": 2**70}, "as_of": AS_OF})
+    assert r.status_code == 200, r.text

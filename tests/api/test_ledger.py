@@ -83,3 +83,16 @@ def test_the_history_import_matches_predictions_that_named_a_scan_id(settings):
     assert again.pending_scan_ids() == {"never-imported"}
     again.close()
     assert match_outcomes(settings) == 0  # nothing new to match
+
+
+@pytest.mark.parametrize("extra", [1, 2**64, -(2**70)])
+def test_configs_are_stored_as_compact_sorted_json_whatever_their_integers(ledger, extra):
+    # orjson refuses integers beyond 64 bits; a config's free extra fields may hold one.
+    import json
+    import sqlite3
+
+    ledger.record("p", {"z": extra, "max_symbols": 10}, _count(1, 0, 2), DURATION)
+    ledger.flush()
+    with sqlite3.connect(ledger.path) as db:
+        (text,) = db.execute("SELECT config FROM predictions WHERE prediction_id = 'p'").fetchone()
+    assert text == f'{{"max_symbols":10,"z":{extra}}}' and json.loads(text)["z"] == extra
