@@ -357,13 +357,11 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         *,
         version: str | None = None,
         coverage_verified: float | None = None,
-        in_range: bool | None = None,
     ) -> Prediction:
         """:meth:`predict_one` from the outputs of :meth:`serving_ensembles` on ``x``, computed
-        elsewhere (the serving path walks both predictors' ensembles in one compiled call).
-        ``in_range``: whether ``x`` is inside ``feature_range_``, when the caller tested it already."""
+        elsewhere (the serving path walks both predictors' ensembles in one compiled call)."""
         # One compiled test on the fast path; the readable reasons only when it fails (NaN fails).
-        if not (in_range if in_range is not None else _inside(x, *self.feature_range_)):
+        if not _inside(x, *self.feature_range_):
             return Prediction(
                 self._target, "abstain", None, version=version, reasons=tuple(self.out_of_range(x))
             )

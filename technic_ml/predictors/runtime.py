@@ -61,14 +61,6 @@ def _walk(x, feature, threshold, children, missing_left, value, roots):  # pragm
 
 
 @numba.njit(cache=True, nogil=True)
-def _walk_rows(X, feature, threshold, children, missing_left, value, roots):  # pragma: no cover
-    out = np.empty(X.shape[0])
-    for i in range(X.shape[0]):
-        out[i] = _walk(X[i], feature, threshold, children, missing_left, value, roots)
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def _walk_packed(x, nodes, roots, start, stop, round32):  # pragma: no cover - compiled
     total = 0.0
     for r in range(start, stop):
@@ -128,7 +120,7 @@ class FlatEnsemble:
 
     @functools.cached_property
     def packed(self) -> tuple[np.ndarray, np.ndarray]:
-        """(nodes, roots): the same trees as :data:`NODE` records, breadth first, siblings adjacent.
+        """(nodes, roots): the same trees as :data:`NODE` records, depth first (left child next).
 
         Derived from the flat arrays on first use (not a field: models persisted before it existed
         load and get it too).
@@ -208,7 +200,6 @@ class FusedEnsembles:
         self.round32 = np.array([e.float32_inputs for e in ensembles])
         self.baselines = np.array([e.baseline for e in ensembles])
         self.links = np.array([LINKS.index(e.link) for e in ensembles], dtype=np.int64)
-        self.ensembles = tuple(ensembles)
         self.n_features = max(e.n_features for e in ensembles)
         self._min_rows = int(self.rows.max()) + 1
 
