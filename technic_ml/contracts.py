@@ -8,7 +8,25 @@ importer, the market snapshotter, the predictors and the API share one definitio
 Conventions
 -----------
 * Timestamps are timezone-aware and held in America/New_York. A naive timestamp (the original
-  scanner logged naive local times) is interpreted as New York wall-clock time.
+  scanner logged naive local times) is interpreted as New York wall-clock time, by these rules:
+
+  - a wall-clock time that does not exist in New York (inside the spring-forward gap, e.g.
+    ``2025-03-09T02:30:00``) is **rejected**: placing it on the timeline would mean guessing;
+  - a wall-clock time that exists twice (the fall-back hour, e.g. ``2025-11-02T01:30:00``) is its
+    **first** occurrence (daylight time, ``fold=0``), as everywhere in technic-ml
+    (:mod:`technic_ml.nyse`); an explicit offset (``-05:00``) selects the second one, and exports
+    write that offset back for the second occurrence, so a round trip is exact;
+  - digits beyond the microsecond (``.6634391234``) are truncated to microseconds, the resolution
+    of the store (truncated, not rounded, so a scan never moves to the next second or day); the
+    importer counts such lines (``parse_record``'s ``context``).
+
+* **Supported range.** Timestamps must lie from :data:`EARLIEST` (1900-01-01T00:00) to
+  :data:`LATEST` (2199-12-31T23:59:59.999999), New York time, and dates from 1900-01-01 to
+  2199-12-31. A value outside it (``0001-01-01``, ``9999-12-31``: typically a zero or
+  sentinel clock) is rejected with the field's name, so it is quarantined at import instead of
+  reaching the store, where pandas and pyarrow could not convert it back.
+* A JSON object that gives the same key twice (``"scan_id"`` twice in one line) is rejected: JSON
+  parsers silently keep one of the two values, and which one was meant cannot be known.
 * Models are strict: ``"12"`` is not an integer and ``1`` is not a boolean. A record that does
   not match is rejected with an error that names the field, the value received and what was
   expected (see :func:`describe_validation_error`); it is never coerced into shape.
@@ -22,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,6 +50,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -38,23 +58,85 @@ from technic_ml.errors import ContractError
 from technic_ml.nyse import NY
 
 
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=NY)
+"""First moment a stored timestamp may hold (New York time)."""
+LATEST = dt.datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=NY)
+"""Last moment a stored timestamp may hold (New York time)."""
+SUPPORTED_RANGE = "1900-01-01T00:00 to 2199-12-31T23:59:59.999999 New York time"
+_UTC = dt.UTC
+
+
+def _out_of_range(value: object) -> ValueError:
+    return ValueError(
+        f"received {value}; expected a time from {SUPPORTED_RANGE} (the supported range of the history store)"
+    )
+
+
 def _as_new_york(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
-        return value.replace(tzinfo=NY)
-    return value.astimezone(NY)
+        ny = value.replace(tzinfo=NY)
+        # Only 01:xx and 02:xx wall-clock times can fall in a daylight-saving change.
+        if value.hour in (1, 2) and ny.astimezone(_UTC).astimezone(NY).replace(tzinfo=None) != value:
+            raise ValueError(
+                f"received {value.isoformat()} (no UTC offset, so New York wall-clock time), a time that"
+                f" does not exist in New York: clocks skipped that hour on {value.date().isoformat()};"
+                " expected an existing New York time or an explicit UTC offset"
+                f" (e.g. {value.isoformat()}-05:00)"
+            )
+    else:
+        try:
+            ny = value.astimezone(NY)
+        except OverflowError:
+            raise _out_of_range(value.isoformat()) from None
+    if not EARLIEST <= ny <= LATEST:
+        raise _out_of_range(value.isoformat())
+    return ny
 
 
-def _not_a_number(value: object) -> object:
+def _supported_date(value: dt.date) -> dt.date:
+    if not EARLIEST.date() <= value <= LATEST.date():
+        raise ValueError(
+            f"received {value.isoformat()}; expected a date from {EARLIEST.date()} to {LATEST.date()}"
+            " (the supported range of the history store)"
+        )
+    return value
+
+
+
+
+SUB_MICROSECOND = "sub_microsecond"
+"""Key of the validation context that counts date-times given with more than six fractional digits
+(see :func:`parse_record`)."""
+
+
+def _not_a_number(value: object, info: ValidationInfo) -> object:
     # Lax datetime parsing would read 0 or "20250917" as Unix time; a scan log never means that.
     if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
         raise ValueError(f"received {value!r}; expected an ISO 8601 date-time such as 2025-09-17T14:23:47")
+    # "2025-09-17T14:23:47.663439" is 26 characters: only a longer text can hold a seventh digit.
+    if info.context is not None and isinstance(value, str) and len(value) > 26 and _fraction_digits(value) > 6:
+        info.context[SUB_MICROSECOND] += 1
     return value
+
+
+def _fraction_digits(text: str) -> int:
+    dot = max(text.rfind("."), text.rfind(","))
+    if dot < 0:
+        return 0
+    n = 0
+    for char in text[dot + 1 :]:
+        if not char.isdigit():
+            break
+        n += 1
+    return n
 
 
 NYDatetime = Annotated[
     dt.datetime, Field(strict=False), BeforeValidator(_not_a_number), AfterValidator(_as_new_york)
 ]
 """A datetime held in New York time; naive input is New York wall-clock time."""
+HistoryDate = Annotated[dt.date, Field(strict=False), AfterValidator(_supported_date)]
+"""A calendar date within the supported range."""
 
 Trend = Literal["bullish", "neutral", "bearish"]
 RecordSource = Literal["scanner_log", "backfill"]
@@ -161,8 +243,8 @@ class MarketConditions(_Open):
     data_source: str | None = None
     degraded: bool | None = None
     degraded_reasons: list[str] | None = None
-    spy_bar_date: dt.date | None = Field(default=None, strict=False)
-    vix_bar_date: dt.date | None = Field(default=None, strict=False)
+    spy_bar_date: HistoryDate | None = None
+    vix_bar_date: HistoryDate | None = None
 
     @model_validator(mode="after")
     def _reasons_when_degraded(self) -> MarketConditions:
@@ -184,8 +266,8 @@ class Provenance(_Strict):
         description="Where the record came from: the scanner's own log or a backfill."
     )
     data_source: str | None = Field(default=None, description="Market data the scan ran on, when known.")
-    bar_date: dt.date | None = Field(
-        default=None, strict=False, description="Last daily bar the scan saw (backfills record it)."
+    bar_date: HistoryDate | None = Field(
+        default=None, description="Last daily bar the scan saw (backfills record it)."
     )
     scanner_version: str | None = Field(default=None, description="Version of the scanner that ran the scan.")
 
@@ -208,7 +290,7 @@ class ScanRecord(_Strict):
     def to_original_dict(self, *, include_provenance: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {
             "scan_id": self.scan_id,
-            "timestamp": _naive_ny(self.timestamp).isoformat(),
+            "timestamp": _original_timestamp(self.timestamp),
             "config": _config_dict(self.config),
             "results": self.results.model_dump(),
             "performance": _drop_none(self.performance.model_dump(mode="json")),
@@ -219,8 +301,14 @@ class ScanRecord(_Strict):
         return d
 
 
-def _naive_ny(ts: dt.datetime) -> dt.datetime:
-    return ts.astimezone(NY).replace(tzinfo=None)
+def _original_timestamp(ts: dt.datetime) -> str:
+    """The original format's naive New York time; with its offset only for the second occurrence of
+    the fall-back hour, which a naive time would read back as the first (see the module doc)."""
+    ny = ts.astimezone(NY)
+    naive = ny.replace(tzinfo=None)
+    if ny.fold and naive.replace(tzinfo=NY).utcoffset() != ny.utcoffset():
+        return ny.isoformat()
+    return naive.isoformat()
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -272,14 +360,91 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def parse_record(line: str | bytes) -> ScanRecord:
-    """Validate one JSON line into a ScanRecord or raise ContractError with a readable message."""
+def parse_record(line: str | bytes, context: dict[str, int] | None = None) -> ScanRecord:
+    """Validate one JSON line into a ScanRecord or raise ContractError with a readable message.
+
+    ``context``, when given, is a dict whose :data:`SUB_MICROSECOND` count goes up by one for each
+    date-time of the line whose digits beyond the microsecond were truncated.
+    """
     try:
-        return ScanRecord.model_validate_json(line)
+        record = ScanRecord.model_validate_json(line, context=context)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise ContractError(f"broken JSON: {exc.errors()[0]['msg']}") from None
         raise ContractError(describe_validation_error(exc)) from None
+    raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+    if _key_tokens_may_exceed(raw, _key_count(record)):
+        _refuse_duplicate_keys(raw)
+    return record
+
+
+# -- duplicate keys -------------------------------------------------------------------------------
+# The JSON parser keeps the last of two equal keys without a word. Checking every object of every
+# line in Python would cost more than the parse itself (~30 µs a line), so a line is checked in full
+# only when a count in C says it might hold a duplicate: every key is a string token followed by
+# ":" (no whitespace in between, or the line takes the full check), so the number of '":' in the
+# line is at least the number of key tokens, which equals the number of keys the parsed record holds
+# exactly when no key is repeated. A string value containing '":' only sends the line to the full
+# check.
+_QUOTE_SPACE = re.compile(rb'"[ \t\r\n]+:')
+
+
+def _nested_keys(values: Any) -> int:
+    n = 0
+    for value in values:
+        if isinstance(value, dict):
+            n += len(value) + _nested_keys(value.values())
+        elif isinstance(value, list):
+            n += _nested_keys(value)
+    return n
+
+
+def _open_keys(model: _Open) -> int:
+    extra = model.__pydantic_extra__
+    return len(model.model_fields_set) + (_nested_keys(extra.values()) if extra else 0)
+
+
+def _key_count(record: ScanRecord) -> int:
+    """Keys of the JSON object ``record`` was parsed from, counting each distinct key once."""
+    n = len(record.model_fields_set) + len(record.results.model_fields_set)
+    n += _open_keys(record.config) + _open_keys(record.performance) + _open_keys(record.market_conditions)
+    if record.performance.stage_seconds:
+        n += len(record.performance.stage_seconds)
+    if record.provenance is not None:
+        n += len(record.provenance.model_fields_set)
+    return n
+
+
+def _key_tokens_may_exceed(raw: bytes, keys: int) -> bool:
+    return raw.count(b'":') != keys or _QUOTE_SPACE.search(raw) is not None
+
+
+def _refuse_duplicate_keys(raw: bytes) -> None:
+    def check(pairs: list[tuple[str, Any]], path: list[str]) -> None:
+        seen: set[str] = set()
+        for key, value in pairs:
+            if key in seen:
+                where = ".".join([*path, key])
+                raise ContractError(
+                    f"{where}: given twice in one object; expected each key once (a JSON parser keeps"
+                    " only one of the two values, and which one was meant cannot be known)"
+                )
+            seen.add(key)
+
+    def walk(value: Any, path: list[str]) -> None:
+        if isinstance(value, _Pairs):
+            check(value, path)
+            for key, item in value:
+                walk(item, [*path, key])
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, [*path, str(i)])
+
+    walk(json.loads(raw, object_pairs_hook=_Pairs), [])
+
+
+class _Pairs(list):
+    """A JSON object as the list of its (key, value) pairs, repeats kept."""
 
 
 def parse_config(data: dict[str, Any]) -> ScanConfig:

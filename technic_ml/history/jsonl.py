@@ -17,10 +17,14 @@ parsed in-process through the same code path.
 from __future__ import annotations
 
 import base64
+import ctypes
 import datetime as dt
 import gc
 import json
 import os
+import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +38,7 @@ from typing import IO, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from technic_ml.contracts import ScanRecord, parse_record
+from technic_ml.contracts import SUB_MICROSECOND, ScanRecord, parse_record
 from technic_ml.errors import ContractError, StoreError
 from technic_ml.history.schema import record_row, rows_to_table
 
@@ -72,6 +76,9 @@ class ImportSummary:
     error_count: int = 0
     retired: int = 0
     seconds: float = 0.0
+    truncated: int = 0
+    """Stored lines whose date-times had digits beyond the microsecond (truncated; the store's
+    resolution is one microsecond)."""
 
     @property
     def invalid(self) -> int:
@@ -87,6 +94,11 @@ class ImportSummary:
             f" ({self.invalid} invalid, {self.conflicts} conflicts)"
         )
         lines = [f"import {self.file}: {self.lines_read} lines in {self.seconds:.2f} s: {counts}"]
+        if self.truncated:
+            lines.append(
+                f"  {self.truncated} stored lines had date-times with digits beyond the microsecond;"
+                " they were truncated to microseconds (the store's resolution)"
+            )
         if self.quarantine_file is not None:
             lines.append(f"  quarantine file: {self.quarantine_file}")
         lines += [f"    line {number}: {reason}" for number, reason in self.errors]
@@ -114,6 +126,7 @@ class ParsedChunk:
     lines: int
     blank: int
     end: int
+    truncated: int = 0
 
 
 def chunk_ranges(path: Path, size: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, int]]:
@@ -151,7 +164,8 @@ def parse_chunk(path: str, start: int, end: int, source: str, data_source: str |
     offsets: list[int] = []
     lengths: list[int] = []
     rejects: list[tuple[int, str, bytes]] = []
-    blank = 0
+    blank = truncated = 0
+    context = {SUB_MICROSECOND: 0}
     # Parsing allocates millions of short-lived objects and no cycles; the cyclic collector would
     # only rescan the growing row list over and over.
     gc_was_enabled = gc.isenabled()
@@ -163,21 +177,63 @@ def parse_chunk(path: str, start: int, end: int, source: str, data_source: str |
                 blank += 1
             else:
                 try:
-                    rows.append(record_row(parse_record(raw), default))
+                    before = context[SUB_MICROSECOND]
+                    rows.append(record_row(parse_record(raw, context), default))
                 except ContractError as exc:
                     rejects.append((i, _reason(raw, exc), raw))
+                except Exception as exc:  # noqa: BLE001 - no line may stop an import (see _unexpected)
+                    rejects.append((i, _unexpected(exc), raw))
                 else:
                     line_idx.append(i)
                     offsets.append(offset)
                     lengths.append(n)
+                    if context[SUB_MICROSECOND] > before:
+                        truncated += 1
             offset += n + 1
     finally:
         if gc_was_enabled:
             gc.enable()
-    table = rows_to_table(
-        rows, extra_columns={LINE_COLUMN: line_idx, OFFSET_COLUMN: offsets, LENGTH_COLUMN: lengths}
+    try:
+        table = rows_to_table(
+            rows, extra_columns={LINE_COLUMN: line_idx, OFFSET_COLUMN: offsets, LENGTH_COLUMN: lengths}
+        )
+    except Exception:  # noqa: BLE001 - a value the contract allows but a column cannot hold: find it
+        rows, line_idx, offsets, lengths = _storable(rows, line_idx, offsets, lengths, raw_lines, rejects)
+        table = rows_to_table(
+            rows, extra_columns={LINE_COLUMN: line_idx, OFFSET_COLUMN: offsets, LENGTH_COLUMN: lengths}
+        )
+    rejects.sort(key=lambda reject: reject[0])
+    return ParsedChunk(
+        table=table, rejects=rejects, lines=len(raw_lines), blank=blank, end=end, truncated=truncated
     )
-    return ParsedChunk(table=table, rejects=rejects, lines=len(raw_lines), blank=blank, end=end)
+
+
+def _unexpected(exc: Exception) -> str:
+    # Validation raises ContractError for everything it knows; anything else is a gap in it, and the
+    # line is quarantined with what happened rather than aborting the file (and every later file).
+    return f"line cannot be read: {type(exc).__name__}: {exc}"
+
+
+def _storable(
+    rows: list[tuple],
+    line_idx: list[int],
+    offsets: list[int],
+    lengths: list[int],
+    raw_lines: list[bytes],
+    rejects: list[tuple[int, str, bytes]],
+) -> tuple[list[tuple], list[int], list[int], list[int]]:
+    """The rows arrow can hold; a row it cannot moves to ``rejects`` (row by row: only called when
+    the whole batch failed)."""
+    kept: tuple[list, list, list, list] = ([], [], [], [])
+    for row, i, offset, length in zip(rows, line_idx, offsets, lengths, strict=True):
+        try:
+            rows_to_table([row])
+        except Exception as exc:  # noqa: BLE001 - quarantined with the reason
+            rejects.append((i, f"line cannot be stored: {type(exc).__name__}: {exc}", raw_lines[i]))
+            continue
+        for column, value in zip(kept, (row, i, offset, length), strict=True):
+            column.append(value)
+    return kept
 
 
 def _reason(raw: bytes, exc: ContractError) -> str:
@@ -295,7 +351,7 @@ def import_file(
         ) from None
     n_workers = _resolve_workers(workers, size)
     quarantine = QuarantineWriter(quarantine_dir, path)
-    totals = {"lines": 0, "blank": 0, "added": 0, "duplicates": 0, "retired": 0, "conflicts": 0}
+    totals = {"lines": 0, "blank": 0, "added": 0, "duplicates": 0, "retired": 0, "conflicts": 0, "truncated": 0}
     errors: list[tuple[int, str]] = []
     pending: list[pa.Table] = []
     pending_rows = 0
@@ -336,6 +392,7 @@ def import_file(
             note(base + rel + 1, reason, raw)
         totals["lines"] += chunk.lines
         totals["blank"] += chunk.blank
+        totals["truncated"] += chunk.truncated
         table = chunk.table
         if table.num_rows:
             line_numbers = pc.add(table.column(LINE_COLUMN), base + 1)
@@ -370,6 +427,7 @@ def import_file(
         error_count=quarantine.count,
         retired=totals["retired"],
         seconds=time.perf_counter() - started,
+        truncated=totals["truncated"],
     )
 
 
@@ -389,7 +447,12 @@ def _run_pool(
     # parent parses the next ranges itself instead of waiting idle.
     warming_up = True
     # spawn, not fork: the parent may hold arrow thread pools and locks that a fork would copy mid-use.
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=get_context("spawn"),
+        initializer=_end_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         try:
             while True:
                 while submitted < depth and (span := next(pending_ranges, None)) is not None:
@@ -419,6 +482,35 @@ def _run_pool(
             for slot in slots:
                 if isinstance(slot, Future):
                     slot.cancel()
+
+
+def _end_with_parent(parent: int) -> None:
+    """Pool initializer: a parser process ends when the importer that started it is gone.
+
+    A killed importer (SIGKILL, OOM) cannot shut its pool down, and each parser holds the read end
+    of the result pipe too, so a parser blocked writing its result would wait forever (about 175 MB
+    each). On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); a thread
+    polling the parent id covers other systems and a parent that died before the call.
+    """
+    if sys.platform == "linux":
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1
+PARENT_POLL_SECONDS = 1.0
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL_SECONDS)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def write_jsonl(path: Path, batches: Iterable[list[ScanRecord]], *, include_provenance: bool) -> int:

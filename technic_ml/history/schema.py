@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -327,11 +327,14 @@ def _loads(text: str | None) -> dict[str, Any]:
     return value
 
 
-def table_to_records(table: pa.Table) -> list[ScanRecord]:
+def table_to_records(
+    table: pa.Table, on_invalid: Callable[[object, str], None] | None = None
+) -> list[ScanRecord]:
     """Rebuild validated ScanRecords from rows of the stored table (any extra columns are ignored).
 
     Records go through full validation again, so a row edited by hand into something the contract
-    rejects fails here with the scan_id and the contract's message instead of producing a bad record.
+    rejects never becomes a record: without ``on_invalid`` it raises StoreError with the scan_id and
+    the contract's message; with it, ``on_invalid(scan_id, reason)`` is called and the row skipped.
     """
     missing = [name for name in COLUMNS if name not in table.column_names]
     if missing:
@@ -390,6 +393,9 @@ def table_to_records(table: pa.Table) -> list[ScanRecord]:
         try:
             records.append(ScanRecord.model_validate(data))
         except ValueError as exc:
+            if on_invalid is not None:
+                on_invalid(row["scan_id"], f"stored values no longer satisfy the record contract ({exc})")
+                continue
             raise StoreError(
                 f"scan history row scan_id={row['scan_id']!r}: stored values no longer satisfy the record"
                 f" contract ({exc}); expected rows written by ScanHistoryStore"

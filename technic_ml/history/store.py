@@ -33,6 +33,15 @@ Guarantees
 * **Concurrency.** Writers hold an exclusive ``flock`` from reading the existing ids to renaming their
   files, so concurrent importers never store a scan_id twice; readers hold a shared lock. Imports parse
   outside the lock and take it once per batch.
+* **Supported range.** Timestamps from 1900-01-01T00:00 to 2199-12-31T23:59:59.999999 New York time,
+  dates from 1900-01-01 to 2199-12-31 (:data:`technic_ml.contracts.EARLIEST` / ``LATEST``): the
+  contract refuses other values, so imports quarantine them and :meth:`ScanHistoryStore.add` raises,
+  and a write is refused if an out-of-range row reaches it anyway.
+* **Readers survive what they cannot read.** A row outside the supported range (written by an older
+  version or by hand), a row the contract rejects, a data file that is not readable parquet, or an
+  unexpected file or directory is skipped with a warning naming the file, and the rest of the store
+  reads as usual. A writer that meets an unreadable data file moves it to ``root/_unreadable/``
+  (with the reason in ``_unreadable/reasons.jsonl``), so it stops costing every later write.
 * **Auto-compaction.** A write that leaves a partition with more than ``auto_compact_files`` files
   (default 8) compacts that partition under the same lock. Hourly imports therefore keep at most 8
   files per day, so reads stay fast without a scheduled job; :meth:`compact` merges everything.
@@ -44,6 +53,7 @@ import datetime as dt
 import errno
 import fcntl
 import json
+import logging
 import os
 import time
 import uuid
@@ -60,7 +70,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from technic_ml.contracts import ScanRecord
+from technic_ml.contracts import EARLIEST, LATEST, SUPPORTED_RANGE, ScanRecord
 from technic_ml.errors import ContractError, StoreError
 from technic_ml.history.jsonl import (
     BATCH_RECORDS,
@@ -92,9 +102,24 @@ MANIFEST = "_manifest.json"
 LOCK = ".lock"
 JOURNAL = "_compaction.json"
 RETIRED_DIR = "_retired"
+UNREADABLE_DIR = "_unreadable"
 PARTITION_PREFIX = "scan_date="
 _HIVE = ds.partitioning(pa.schema([PARTITION_FIELD]), flavor="hive")
 _TS = pa.timestamp("us", tz="UTC")
+log = logging.getLogger(__name__)
+
+# A row is readable when these columns are null or inside the contract's supported range. The
+# contract refuses anything else before it is written; rows written otherwise (an older version, a
+# hand edit) would make pyarrow and pandas raise OverflowError for the whole read, so readers skip them.
+_RANGE_CHECKS = (
+    ("timestamp", pa.scalar(EARLIEST, _TS), pa.scalar(LATEST, _TS)),
+    ("market_as_of", pa.scalar(EARLIEST, _TS), pa.scalar(LATEST, _TS)),
+    *(
+        (name, pa.scalar(EARLIEST.date(), pa.date32()), pa.scalar(LATEST.date(), pa.date32()))
+        for name in ("spy_bar_date", "vix_bar_date", "provenance_bar_date")
+    ),
+)
+RANGE_COLUMNS = tuple(name for name, _, _ in _RANGE_CHECKS)
 RETIRED_SCHEMA = pa.schema(
     [
         pa.field("scan_id", pa.string(), nullable=False),
@@ -168,6 +193,8 @@ class RetentionReport:
             f"retention: scan dates before {self.cutoff}: {done} {self.records} records in"
             f" {len(self.partitions)} partitions{span}"
         )
+        if self.cutoff <= EARLIEST.date():
+            text += " (the cutoff is the start of the supported range: no stored scan is older)"
         if self.mode == "archive":
             text += f" -> {self.archive_dir}"
         return text
@@ -311,6 +338,24 @@ def _as_bound(value: Any, name: str) -> dt.datetime | None:
     )
 
 
+def _in_range(table: pa.Table) -> pa.ChunkedArray | None:
+    """Row mask of the rows whose range-checked columns are null or inside the supported range;
+    None when every row is (the common case, so callers skip the filter)."""
+    mask = None
+    for name, lo, hi in _RANGE_CHECKS:
+        if name not in table.column_names:
+            continue
+        column = table.column(name)
+        if column.null_count == len(column):
+            continue
+        inside = pc.and_(pc.greater_equal(column, lo), pc.less_equal(column, hi))
+        ok = pc.or_kleene(pc.is_null(column), inside)
+        mask = ok if mask is None else pc.and_(mask, ok)
+    if mask is None or pc.all(mask).as_py():
+        return None
+    return pc.fill_null(mask, False)
+
+
 def _sorted(table: pa.Table, descending: bool = False) -> pa.Table:
     order = "descending" if descending else "ascending"
     return table.sort_by([("timestamp", order), ("scan_id", order)])
@@ -349,6 +394,7 @@ class ScanHistoryStore:
         self.auto_compact_files = auto_compact_files
         # Data files are immutable (new names on every write), so their ids can be cached by path.
         self._index: dict[Path, tuple[pa.Array, pa.Array]] = {}
+        self._warned: set[str] = set()
         self._manifest_ok = False
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"scan history root: {self.root} is a file; expected a directory")
@@ -444,7 +490,7 @@ class ScanHistoryStore:
             def batches() -> Iterator[list[ScanRecord]]:
                 for d in dates:
                     table = self._read(layout.partitions[d], filter=self._time_filter(lo, hi))
-                    yield table_to_records(_sorted(table))
+                    yield table_to_records(_sorted(table), on_invalid=self._skip_row)
 
             return write_jsonl(Path(path), batches(), include_provenance=include_provenance)
 
@@ -464,6 +510,9 @@ class ScanHistoryStore:
         ``older_than_days`` x 24 h is removed and up to one extra day is kept. E.g. now = 2025-12-16
         10:00, 30 days: cutoff 2025-11-16; 2025-11-15 and earlier go, 2025-11-16 stays.
 
+        A cutoff before the start of the supported range (1900-01-01; e.g. ``older_than_days=10**6``)
+        is that start: no stored scan is older, so nothing is removed, and the report says so.
+
         ``mode="archive"`` moves the partition files to ``archive_dir`` (same layout, readable with
         ``ScanHistoryStore(archive_dir)``; must be on the same filesystem); ``mode="drop"`` deletes
         them. Either way the removed (scan_id, content_hash) pairs are kept as tombstones so later
@@ -477,13 +526,17 @@ class ScanHistoryStore:
             raise TypeError(f"now: received {now!r} ({type(now).__name__}); expected a datetime or None")
         now_ny = dt.datetime.now(NY) if now is None else _as_bound(now, "now")
         assert now_ny is not None
-        cutoff = now_ny.date() - dt.timedelta(days=older_than_days)
+        try:
+            cutoff = max(now_ny.date() - dt.timedelta(days=older_than_days), EARLIEST.date())
+        except OverflowError:
+            # Further back than Python's dates go: further back than the supported range too.
+            cutoff = EARLIEST.date()
         with self._reading() if dry_run else self._writing() as layout:
             dates = sorted(d for d in layout.partitions if d < cutoff)
             files = layout.files(dates)
             records = self._count_rows(files)
             if not dry_run and dates:
-                ids = self._read(files, columns=["scan_id", "content_hash", "scan_date"])
+                ids = self._read(files, columns=["scan_id", "content_hash", "scan_date"], raw=True)
                 self._write_retired(layout, ids, mode)
                 if mode == "archive":
                     self._move_to_archive(layout, dates)
@@ -533,7 +586,7 @@ class ScanHistoryStore:
         if len(ids) == 0:
             return set()
         with self._reading() as layout:
-            return set(self._stored(layout, ids))
+            return set(self._stored(layout, ids, writing=False))
 
     def identity(self) -> str:
         """This store's identity: its root and the moment it was created (made now if missing).
@@ -568,7 +621,9 @@ class ScanHistoryStore:
                     break
         if not tables:
             return []
-        return table_to_records(_sorted(pa.concat_tables(tables), descending=True).slice(0, n))
+        return table_to_records(
+            _sorted(pa.concat_tables(tables), descending=True).slice(0, n), on_invalid=self._skip_row
+        )
 
     def between(self, start: Any, end: Any) -> list[ScanRecord]:
         """Records with ``start <= timestamp < end``, oldest first.
@@ -581,7 +636,7 @@ class ScanHistoryStore:
         with self._reading() as layout:
             files = layout.files(self._dates_between(layout, lo, hi))
             table = self._read(files, filter=self._time_filter(lo, hi))
-        return table_to_records(_sorted(table))
+        return table_to_records(_sorted(table), on_invalid=self._skip_row)
 
     def by_config(self, **filters: Any) -> list[ScanRecord]:
         """Records whose config matches every filter, oldest first.
@@ -593,7 +648,7 @@ class ScanHistoryStore:
         expression = self._config_filter(filters)
         with self._reading() as layout:
             table = self._read(layout.files(), filter=expression)
-        return table_to_records(_sorted(table))
+        return table_to_records(_sorted(table), on_invalid=self._skip_row)
 
     def frame(self) -> pd.DataFrame:
         """One row per record, oldest first, with the flat stored columns plus ``scan_date``.
@@ -768,29 +823,31 @@ class ScanHistoryStore:
                 try:
                     day = dt.date.fromisoformat(name[len(PARTITION_PREFIX) :])
                 except ValueError:
-                    raise StoreError(
-                        f"scan history {self.root}: partition directory {name!r};"
-                        " expected scan_date=YYYY-MM-DD"
-                    ) from None
+                    self._warn(
+                        f"scan history {self.root}: directory {name!r} skipped; expected partitions named"
+                        " scan_date=YYYY-MM-DD"
+                    )
+                    continue
                 layout.partitions.add_directory(day, Path(entry.path))
             elif name == RETIRED_DIR and entry.is_dir():
                 layout.retired = self._data_files(Path(entry.path), "retired-", excluded, temp_files)
             elif name.startswith(".") and name.endswith(".tmp"):
                 temp_files.append(Path(entry.path))
-            elif name in (MANIFEST, JOURNAL) or name.startswith("."):
+            elif name in (MANIFEST, JOURNAL, UNREADABLE_DIR) or name.startswith("."):
                 continue
             else:
-                raise StoreError(
-                    f"scan history {self.root}: unexpected entry {name!r}; expected only scan_date=YYYY-MM-DD"
-                    f" partitions, {RETIRED_DIR}/ and {MANIFEST}"
+                self._warn(
+                    f"scan history {self.root}: unexpected entry {name!r} skipped; expected only"
+                    f" scan_date=YYYY-MM-DD partitions, {RETIRED_DIR}/, {UNREADABLE_DIR}/ and {MANIFEST}"
                 )
         if full:
             for day in list(layout.partitions):
                 layout.partitions[day]
         return layout
 
-    @staticmethod
-    def _data_files(directory: Path, prefix: str, excluded: set[Path], temp_files: list[Path]) -> list[Path]:
+    def _data_files(
+        self, directory: Path, prefix: str, excluded: set[Path], temp_files: list[Path]
+    ) -> list[Path]:
         files = []
         for entry in os.scandir(directory):
             name = entry.name
@@ -801,8 +858,8 @@ class ScanHistoryStore:
             elif name.startswith(".") and name.endswith(".tmp"):
                 temp_files.append(path)
             elif not name.startswith("."):
-                raise StoreError(
-                    f"scan history {directory}: unexpected file {name!r};"
+                self._warn(
+                    f"scan history {directory}: unexpected file {name!r} skipped;"
                     f" expected {prefix}*.parquet data files"
                 )
         return sorted(files)
@@ -904,58 +961,137 @@ class ScanHistoryStore:
     # -- internals: files ------------------------------------------------------------------------
 
     def _read(
-        self, files: list[Path], columns: list[str] | None = None, filter: ds.Expression | None = None
+        self,
+        files: list[Path],
+        columns: list[str] | None = None,
+        filter: ds.Expression | None = None,
+        *,
+        raw: bool = False,
+        skipped: list[Path] | None = None,
     ) -> pa.Table:
+        """The rows of ``files`` (``filter`` applied, ``columns`` or all). A file that cannot be read
+        is left out with a warning (and appended to ``skipped``); rows outside the supported range
+        are left out with a warning unless ``raw`` (compaction and retention move rows as they are).
+        """
         if not files:
             table = DATASET_SCHEMA.empty_table()
             return table.select(columns) if columns is not None else table
-        dataset = ds.dataset(
+        read_columns = columns if columns is None or raw else list(dict.fromkeys([*columns, *RANGE_COLUMNS]))
+        try:
+            table = self._dataset(files).to_table(columns=read_columns, filter=filter)
+        except (pa.ArrowException, OSError):
+            # One bad file fails the whole scan: read file by file to find it and keep the rest.
+            table = self._read_each(files, read_columns, filter, skipped)
+        if not raw:
+            table = self._readable_rows(table, files)
+        return table.select(columns) if columns is not None else table
+
+    def _dataset(self, files: list[Path]) -> ds.Dataset:
+        return ds.dataset(
             [str(f) for f in files],
             schema=DATASET_SCHEMA,
             format="parquet",
             partitioning=_HIVE,
             partition_base_dir=str(self.root),
         )
-        try:
-            return dataset.to_table(columns=columns, filter=filter)
-        except (pa.ArrowException, OSError) as exc:
-            raise StoreError(
-                f"scan history {self.root}: cannot read its parquet files ({exc}); expected files written by"
-                " ScanHistoryStore"
-            ) from exc
+
+    def _read_each(
+        self,
+        files: list[Path],
+        columns: list[str] | None,
+        filter: ds.Expression | None,
+        skipped: list[Path] | None,
+    ) -> pa.Table:
+        tables = []
+        for path in files:
+            try:
+                tables.append(self._dataset([path]).to_table(columns=columns, filter=filter))
+            except (pa.ArrowException, OSError) as exc:
+                self._warn(f"scan history file {path}: unreadable, skipped ({exc})")
+                if skipped is not None:
+                    skipped.append(path)
+        if not tables:
+            empty = DATASET_SCHEMA.empty_table()
+            return empty.select(columns) if columns is not None else empty
+        return pa.concat_tables(tables)
+
+    def _readable_rows(self, table: pa.Table, files: list[Path]) -> pa.Table:
+        mask = _in_range(table)
+        if mask is None:
+            return table
+        # Rare (never written by this version): name the files holding such rows.
+        bad = []
+        for path in files:
+            try:
+                part = self._dataset([path]).to_table(columns=list(RANGE_COLUMNS))
+            except (pa.ArrowException, OSError):
+                continue
+            part_mask = _in_range(part)
+            if part_mask is not None:
+                bad.append(f"{path} ({part.num_rows - pc.sum(part_mask).as_py()} rows)")
+        self._warn(
+            f"scan history: {len(mask) - pc.sum(mask).as_py()} rows with a timestamp or date outside"
+            f" {SUPPORTED_RANGE} skipped, in {', '.join(bad) or 'files being replaced'}; expected rows"
+            " written by this version (move those files aside to silence this warning)"
+        )
+        return table.filter(mask)
+
+    def _warn(self, message: str) -> None:
+        # Once per store object: a service reading every minute would otherwise repeat it forever.
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+    def _skip_row(self, scan_id: object, reason: str) -> None:
+        self._warn(f"scan history {self.root}: row scan_id={scan_id!r} skipped: {reason}")
 
     def _count_rows(self, files: list[Path]) -> int:
         if not files:
             return 0
         try:
             return ds.dataset([str(f) for f in files], schema=FILE_SCHEMA, format="parquet").count_rows()
-        except (pa.ArrowException, OSError) as exc:
-            raise StoreError(f"scan history {self.root}: cannot read parquet footers ({exc})") from exc
+        except (pa.ArrowException, OSError):
+            total = 0
+            for path in files:
+                try:
+                    total += ds.dataset([str(path)], schema=FILE_SCHEMA, format="parquet").count_rows()
+                except (pa.ArrowException, OSError) as exc:
+                    self._warn(f"scan history file {path}: unreadable, not counted ({exc})")
+            return total
 
     def _ids_of(self, path: Path) -> tuple[pa.Array, pa.Array]:
         cached = self._index.get(path)
         if cached is None:
-            try:
-                table = pq.read_table(path, columns=["scan_id", "content_hash"])
-            except (pa.ArrowException, OSError) as exc:
-                raise StoreError(f"scan history file {path}: unreadable ({exc})") from exc
+            table = pq.read_table(path, columns=["scan_id", "content_hash"])
             cached = self._index[path] = (
                 table.column("scan_id").combine_chunks(),
                 table.column("content_hash").combine_chunks(),
             )
         return cached
 
-    def _stored(self, layout: _Layout, ids: pa.Array) -> dict[str, tuple[str, bool]]:
-        """scan_id -> (content_hash, retired) for those of ``ids`` already in the store or retired."""
+    def _stored(self, layout: _Layout, ids: pa.Array, *, writing: bool) -> dict[str, tuple[str, bool]]:
+        """scan_id -> (content_hash, retired) for those of ``ids`` already in the store or retired.
+
+        An unreadable file is skipped with a warning; a writer (``writing``, exclusive lock) also
+        moves it aside so that it is not met again.
+        """
         live = layout.files()
         current = set(live) | set(layout.retired)
         for path in [p for p in self._index if p not in current]:
             del self._index[path]
         found: dict[str, tuple[str, bool]] = {}
         for retired, files in ((False, live), (True, layout.retired)):
-            if not files:
+            pairs = []
+            for path in files:
+                try:
+                    pairs.append(self._ids_of(path))
+                except (pa.ArrowException, OSError) as exc:
+                    if writing:
+                        self._set_aside(layout, path, f"unreadable parquet ({exc})")
+                    else:
+                        self._warn(f"scan history file {path}: unreadable, skipped ({exc})")
+            if not pairs:
                 continue
-            pairs = [self._ids_of(f) for f in files]
             all_ids = pa.chunked_array([p[0] for p in pairs], pa.string())
             all_hashes = pa.chunked_array([p[1] for p in pairs], pa.string())
             mask = pc.is_in(all_ids, value_set=ids)
@@ -964,11 +1100,35 @@ class ScanHistoryStore:
                 found.setdefault(scan_id, (digest, retired))
         return found
 
+    def _set_aside(self, layout: _Layout, path: Path, reason: str) -> Path:
+        """Move an unreadable data file to ``root/_unreadable/`` with its reason (exclusive lock held)."""
+        directory = self.root / UNREADABLE_DIR
+        if not directory.exists():
+            directory.mkdir()
+            _fsync_dir(self.root)
+        target = directory / f"{path.parent.name}--{path.name}"
+        os.rename(path, target)
+        _fsync_dir(directory)
+        _fsync_dir(path.parent)
+        entry = {"file": str(path), "moved_to": target.name, "reason": reason, "at": dt.datetime.now(dt.UTC).isoformat()}
+        with (directory / "reasons.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._index.pop(path, None)
+        if path in layout.retired:
+            layout.retired.remove(path)
+        else:
+            day = dt.date.fromisoformat(path.parent.name.removeprefix(PARTITION_PREFIX))
+            layout.partitions[day] = [f for f in layout.partitions[day] if f != path]
+        self._warn(f"scan history file {path}: {reason}; moved to {target}")
+        return target
+
     def _commit(self, layout: _Layout, table: pa.Table) -> CommitOutcome:
         """De-duplicate ``table`` (rows in priority order) against the store and itself, then write
         the new rows, one file per partition. Exclusive lock held."""
         ids = table.column("scan_id").combine_chunks()
-        stored = self._stored(layout, ids)
+        stored = self._stored(layout, ids, writing=True)
         if not stored and pc.count_distinct(ids).as_py() == table.num_rows:
             # The common case (new scans only): no per-row work.
             new = table
@@ -1022,6 +1182,11 @@ class ScanHistoryStore:
         return keep, outcome
 
     def _write_partitions(self, layout: _Layout, table: pa.Table) -> None:
+        if _in_range(table) is not None:
+            # The contract refuses such values before they get here; reaching this is a bug upstream.
+            raise StoreError(
+                f"scan history: refusing to write rows with a timestamp or date outside {SUPPORTED_RANGE}"
+            )
         dates = table.column("scan_date").combine_chunks().view(pa.int32()).to_numpy()
         if len(dates) > 1 and (dates[1:] < dates[:-1]).any():
             table = table.sort_by([("scan_date", "ascending")])  # stable: keeps the batch order per day
@@ -1067,8 +1232,13 @@ class ScanHistoryStore:
                     self._compact_partition(layout, day)
 
     def _compact_partition(self, layout: _Layout, day: dt.date) -> int:
+        skipped: list[Path] = []
+        table = self._read(layout.partitions[day], raw=True, skipped=skipped).drop_columns(["scan_date"])
+        for path in skipped:
+            self._set_aside(layout, path, "unreadable parquet (found by compaction)")
         files = layout.partitions[day]
-        table = self._read(files).drop_columns(["scan_date"])
+        if not files:
+            return 0
         if pc.count_distinct(table.column("scan_id")).as_py() != table.num_rows:
             raise StoreError(
                 f"scan history partition {files[0].parent}: a scan_id appears twice across"

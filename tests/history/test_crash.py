@@ -229,3 +229,69 @@ def test_two_processes_importing_the_same_file_store_each_record_once(tmp_path: 
     assert sum(s["duplicates"] for s in summaries) == 2000
     assert all(s["conflicts"] == 0 and s["quarantined"] == 0 for s in summaries)
     assert assert_consistent(root, expected) == 2000
+
+
+def _session_processes(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process in session ``sid`` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, session = fields[0], int(fields[3])
+        if session == sid and state != "Z":
+            found.append((int(entry.name), cmdline[:120]))
+    return found
+
+
+POOL_CHILD = r"""
+import sys
+from pathlib import Path
+from technic_ml.history import ScanHistoryStore
+store = ScanHistoryStore(Path(sys.argv[1]))
+print("start", flush=True)
+store.import_jsonl(Path(sys.argv[2]), workers=2, batch_records=10**9,
+                   progress=lambda done, total: print("progress", done, total, flush=True))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_sigkill_of_an_import_leaves_no_parser_process_behind(tmp_path: Path) -> None:
+    # Parser workers blocked writing their results to a pipe nobody reads any more used to live on
+    # for minutes (about 175 MB each), with a multiprocessing resource tracker.
+    src = tmp_path / "log.jsonl"
+    line = record_line(scan_id="x", timestamp="2025-08-01T10:00:00")
+    with src.open("w") as f:  # ~30 MB: parsing takes the two workers several seconds
+        for i in range(50_000):
+            f.write(line.replace('"x"', f'"s{i:06d}"', 1) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", POOL_CHILD, str(tmp_path / "history"), str(src)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(child, "start")
+        # Kill once both parser processes are running (spawned, so their command line says so).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            parsers = [p for p in _session_processes(child.pid) if "multiprocessing" in p[1] and p[0] != child.pid]
+            if len([p for p in parsers if "resource_tracker" not in p[1]]) >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"no parser processes appeared: {_session_processes(child.pid)}")
+        time.sleep(1.0)  # mid-parse: the workers have started on their chunks
+        assert child.poll() is None, "the import finished before it could be killed; make the file bigger"
+        kill(child)
+        deadline = time.monotonic() + 10
+        while (left := _session_processes(child.pid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, f"processes of the killed import still alive after 10 s: {left}"
+    finally:
+        for pid, _ in _session_processes(child.pid):
+            os.kill(pid, signal.SIGKILL)

@@ -352,12 +352,13 @@ def test_any_valid_records_round_trip(rs: list[ScanRecord]) -> None:
     assert table.column("scan_date").to_pylist() == [r.timestamp.date() for r in rs]
 
 
-def test_nonexistent_new_york_time_is_kept_as_its_instant() -> None:
-    # 02:30 on 2025-03-09 does not exist in New York (clocks jump 02:00 -> 03:00). The contract reads
-    # it with the pre-transition offset (EST, 07:30 UTC); the store keeps that instant, which reads
-    # back as the valid wall time 03:30 EDT. Same instant, different wall-clock text.
-    record = make_record(timestamp="2025-03-09T02:30:00")
+def test_nonexistent_new_york_time_is_refused_not_shifted() -> None:
+    # 02:30 on 2025-03-09 does not exist in New York (clocks jump 02:00 -> 03:00). It used to be read
+    # with the pre-transition offset and came back as 03:30: placing it on the timeline is a guess.
+    with pytest.raises(ContractError, match=r"timestamp: received 2025-03-09T02:30:00 .*does not exist"):
+        make_record(timestamp="2025-03-09T02:30:00")
+    # With an offset the instant is explicit, and kept.
+    record = make_record(timestamp="2025-03-09T02:30:00-05:00")
     (back,) = table_to_records(records_to_table([record]))
     assert back.timestamp.astimezone(dt.UTC) == dt.datetime(2025, 3, 9, 7, 30, tzinfo=dt.UTC)
-    assert back.timestamp.astimezone(dt.UTC) == record.timestamp.astimezone(dt.UTC)
     assert back.to_original_dict()["timestamp"] == "2025-03-09T03:30:00"

@@ -97,11 +97,17 @@ def test_other_schema_version_fails_closed(store: ScanHistoryStore) -> None:
         ScanHistoryStore(store.root).recent()
 
 
-def test_unexpected_entry_in_root_is_named(store: ScanHistoryStore) -> None:
+def test_unexpected_entry_in_root_is_named_and_skipped(store: ScanHistoryStore, caplog) -> None:
     store.add(make_record())
     (store.root / "stray.parquet").write_bytes(b"x")
-    with pytest.raises(StoreError, match=r"unexpected entry 'stray\.parquet'"):
-        store.count()
+    (store.root / "scan_date=garbage").mkdir()
+    assert store.count() == 1
+    assert len(store.recent(5)) == 1
+    store.add(make_record(scan_id="second"))  # a writer is not blocked either
+    assert store.count() == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("unexpected entry 'stray.parquet' skipped" in m for m in messages)
+    assert any("'scan_date=garbage' skipped" in m for m in messages)
 
 
 def test_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
@@ -196,14 +202,16 @@ def test_recent_rejects_bad_n(week: ScanHistoryStore, n) -> None:
         week.recent(n)
 
 
-def test_recent_reads_only_the_partitions_it_needs(week: ScanHistoryStore) -> None:
-    # Damage the oldest partition: recent(2) never opens it, a full read reports it by name.
+def test_recent_reads_only_the_partitions_it_needs(week: ScanHistoryStore, caplog) -> None:
+    # Damage the oldest partition: recent(2) never opens it; a read that needs it skips the damaged
+    # file with a warning naming it, and returns what is readable.
     for path in (week.root / "scan_date=2025-09-17").iterdir():
         path.write_bytes(b"not parquet")
     assert ids(week.recent(2)) == ["g", "f"]
     assert ids(week.recent(4)) == ["g", "f", "e", "d"]
-    with pytest.raises(StoreError, match="scan_date=2025-09-17"):
-        week.recent(5)
+    assert not caplog.records
+    assert ids(week.recent(5)) == ["g", "f", "e", "d"]
+    assert any("scan_date=2025-09-17" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(
