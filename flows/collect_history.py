@@ -32,12 +32,21 @@ def collect_history(
     )
     collect_artifact(report)
     logger.info("%s", report)
+    if report.quarantined or report.files_unreadable:
+        # WARNING, not INFO: kept records are fine, but someone has to look at what was set aside.
+        logger.warning(
+            "collect-history: %d lines quarantined (%s), %d inbox entries unreadable and moved aside",
+            report.quarantined,
+            ", ".join(str(f.quarantine_file) for f in report.files if f.quarantine_file) or "-",
+            report.files_unreadable,
+        )
     matched = history.match_outcomes(settings) if report.added else None
     if matched:
         logger.info("prediction ledger: %d predictions matched with their scan's outcome", matched)
     return {
         "files_imported": report.files_imported,
         "files_duplicate": report.files_duplicate,
+        "files_unreadable": report.files_unreadable,
         "added": report.added,
         "invalid": report.invalid,
         "outcomes_matched": matched,

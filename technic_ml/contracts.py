@@ -306,7 +306,7 @@ def _original_timestamp(ts: dt.datetime) -> str:
     the fall-back hour, which a naive time would read back as the first (see the module doc)."""
     ny = ts.astimezone(NY)
     naive = ny.replace(tzinfo=None)
-    if ny.fold and naive.replace(tzinfo=NY).utcoffset() != ny.utcoffset():
+    if ny.fold and naive.replace(tzinfo=NY, fold=0).utcoffset() != ny.utcoffset():
         return ny.isoformat()
     return naive.isoformat()
 

@@ -8,8 +8,18 @@ inbox, so the inbox only ever holds work still to do::
 
     inbox/scanner-a.jsonl                      new logs; ".*", "*.part" and "*.tmp" are ignored
     processed/2026-03-02/scanner-a.jsonl       imported on that UTC day (".<sha12>" added on a clash)
+    processed/unreadable/2026-03-02/x.jsonl    an entry that could not be read at all (see below)
     processed/ledger.jsonl                     one JSON object per file handled, append-only
     processed/.collect.lock                    fcntl.flock: one collector at a time
+
+One file never blocks the others
+--------------------------------
+A file is imported line by line: a bad line, however bad, is quarantined with its reason and the
+rest of the file is kept (:mod:`technic_ml.history.jsonl`). An inbox entry that cannot be read at
+all (a symlink to nothing, a pipe or device, a read error) is moved to ``processed/unreadable/``
+with status ``unreadable`` and the reason in the ledger and the report, and the next files are
+imported. Errors of the store itself (disk full, a broken store) still fail the run: no file is
+to blame for them, and each later file would fail the same way.
 
 Idempotency
 -----------
@@ -39,6 +49,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,13 +60,16 @@ from typing import Any, Literal
 from technic_ml.errors import StoreError
 from technic_ml.history.store import CompactionReport, ScanHistoryStore
 
+log = logging.getLogger(__name__)
+
 LEDGER = "ledger.jsonl"
 LOCK = ".collect.lock"
 IGNORED_SUFFIXES = (".part", ".tmp")
 """Names still being written by the sender; they are picked up once renamed."""
 _HASH_CHUNK = 1 << 20
 
-Status = Literal["imported", "duplicate"]
+Status = Literal["imported", "duplicate", "unreadable"]
+UNREADABLE_DIR = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,8 @@ class CollectedFile:
     processed_path: Path
     quarantine_file: Path | None = None
     duplicate_of: Path | None = None
+    reason: str | None = None
+    """Why an ``unreadable`` entry could not be read."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,10 @@ class CollectReport:
     @property
     def files_duplicate(self) -> int:
         return sum(f.status == "duplicate" for f in self.files)
+
+    @property
+    def files_unreadable(self) -> int:
+        return sum(f.status == "unreadable" for f in self.files)
 
     @property
     def added(self) -> int:
@@ -125,6 +145,9 @@ class CollectReport:
                 f" {self.duplicates}, quarantined {self.quarantined} ({self.invalid} invalid);"
                 f" moved to {self.processed}"
             )
+            if self.files_unreadable:
+                names = ", ".join(f"{f.name} ({f.reason})" for f in self.files if f.status == "unreadable")
+                text += f"; {self.files_unreadable} unreadable, moved aside: {names}"
         if self.compaction is not None:
             text += f"; {self.compaction}"
         return text + "."
@@ -143,6 +166,7 @@ class CollectReport:
                 "sha256": f.sha256[:12],
                 "processed_path": str(f.processed_path),
                 "duplicate_of": "" if f.duplicate_of is None else str(f.duplicate_of),
+                "reason": f.reason or "",
             }
             for f in self.files
         ]
@@ -190,30 +214,73 @@ def collect_inbox(
     with _collector_lock(processed):
         # Listed under the lock: a collector that waited must not handle files the other one moved.
         known = _read_ledger(processed / LEDGER)
-        for path in _inbox_files(inbox, pattern, processed):
-            result = _collect_one(store, path, processed, known)
+        for path, problem in _inbox_files(inbox, pattern, processed):
+            try:
+                digest, size = (None, 0) if problem else _sha256(path)
+            except OSError as exc:
+                problem = f"cannot be read ({exc})"
+            if problem is not None or digest is None:
+                files.append(_set_aside(path, processed, problem or "cannot be read"))
+                continue
+            result = _collect_one(store, path, processed, known, digest, size)
             known.setdefault(result.sha256, result.processed_path)
             files.append(result)
         compaction = _compact_if_needed(store, compact_min_files)
     return CollectReport(inbox=inbox, processed=processed, files=files, compaction=compaction)
 
 
-def _inbox_files(inbox: Path, pattern: str, processed: Path) -> list[Path]:
-    found = []
+def _inbox_files(inbox: Path, pattern: str, processed: Path) -> list[tuple[Path, str | None]]:
+    """(path, None) for each file to collect, (path, why) for entries that cannot be read at all."""
+    found: list[tuple[Path, str | None]] = []
     for path in inbox.glob(pattern):
         name = path.name
-        if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
+        if name.startswith(".") or name.endswith(IGNORED_SUFFIXES) or path.is_relative_to(processed):
             continue
-        if path.is_relative_to(processed) or not path.is_file():
+        if path.is_dir():  # a sender's own folder, not a log
             continue
-        found.append(path)
-    return sorted(found, key=lambda p: p.name)
+        found.append((path, None if path.is_file() else _not_a_file(path)))
+    return sorted(found, key=lambda item: item[0].name)
+
+
+def _not_a_file(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    return "not a regular file (a pipe, socket or device)"
+
+
+def _set_aside(path: Path, processed: Path, reason: str) -> CollectedFile:
+    """Move an entry that cannot be read out of the inbox, with its reason in the ledger."""
+    now = _utcnow()
+    target = _target(processed / UNREADABLE_DIR, now, path.name, "unreadable")
+    record = {
+        "name": path.name,
+        "sha256": "",
+        "bytes": 0,
+        "imported_at": now.isoformat(),
+        "status": "unreadable",
+        "reason": reason,
+        "processed_path": _ledger_path(target, processed),
+    }
+    _append_ledger(processed / LEDGER, record)
+    _move(path, target)
+    log.warning("collect-history: %s %s; moved to %s", path, reason, target)
+    return CollectedFile(
+        name=path.name,
+        sha256="",
+        bytes=0,
+        status="unreadable",
+        added=0,
+        duplicates=0,
+        invalid=0,
+        quarantined=0,
+        processed_path=target,
+        reason=reason,
+    )
 
 
 def _collect_one(
-    store: ScanHistoryStore, path: Path, processed: Path, known: dict[str, Path]
+    store: ScanHistoryStore, path: Path, processed: Path, known: dict[str, Path], digest: str, size: int
 ) -> CollectedFile:
-    digest, size = _sha256(path)
     now = _utcnow()
     earlier = known.get(digest)
     counts = {"added": 0, "duplicates": 0, "invalid": 0, "quarantined": 0}
@@ -348,6 +415,8 @@ def _read_ledger(path: Path) -> dict[str, Path]:
             digest, where = entry["sha256"], entry["processed_path"]
             if not isinstance(digest, str) or not isinstance(where, str):
                 raise TypeError
+            if entry.get("status") == "unreadable":
+                continue
         except (ValueError, KeyError, TypeError):
             raise StoreError(
                 f"ledger {path}: line {number} is {raw[:200]!r}; expected a JSON object with"

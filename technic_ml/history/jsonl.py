@@ -77,8 +77,8 @@ class ImportSummary:
     retired: int = 0
     seconds: float = 0.0
     truncated: int = 0
-    """Stored lines whose date-times had digits beyond the microsecond (truncated; the store's
-    resolution is one microsecond)."""
+    """Valid lines whose date-times had digits beyond the microsecond (kept, truncated to the store's
+    resolution of one microsecond)."""
 
     @property
     def invalid(self) -> int:
@@ -96,8 +96,8 @@ class ImportSummary:
         lines = [f"import {self.file}: {self.lines_read} lines in {self.seconds:.2f} s: {counts}"]
         if self.truncated:
             lines.append(
-                f"  {self.truncated} stored lines had date-times with digits beyond the microsecond;"
-                " they were truncated to microseconds (the store's resolution)"
+                f"  {self.truncated} valid lines had date-times with digits beyond the microsecond;"
+                " kept, truncated to microseconds (the store's resolution)"
             )
         if self.quarantine_file is not None:
             lines.append(f"  quarantine file: {self.quarantine_file}")
@@ -251,6 +251,11 @@ def read_span(path: Path, offset: int, length: int) -> bytes:
         return f.read(length)
 
 
+# Characters that str.splitlines() and many JSONL tools treat as line ends although JSON does not
+# escape them: escaped, so that each entry stays one line for every reader.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 class QuarantineWriter:
     """Appends rejected lines to one JSONL file per import run, created on the first entry.
 
@@ -281,7 +286,7 @@ class QuarantineWriter:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             entry["raw_base64"] = base64.b64encode(raw).decode("ascii")
-        self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._file.write(json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
         self.count += 1
 
     def _open(self) -> None:

@@ -34,7 +34,8 @@ def test_imports_moves_quarantines_and_ignores_a_repeat(settings):
     assert state.is_completed(), state.message
     first = state.result()
     assert first == {
-        "files_imported": 1, "files_duplicate": 0, "added": 150, "invalid": 1, "outcomes_matched": 1
+        "files_imported": 1, "files_duplicate": 0, "files_unreadable": 0, "added": 150, "invalid": 1,
+        "outcomes_matched": 1,
     }  # fmt: skip
     assert PredictionLedger(ledger_path(settings)).performance()["count"].n == 1
     assert not list(inbox.glob("*.jsonl"))
