@@ -26,15 +26,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from technic_ml.api.ledger import PredictionLedger
 from technic_ml.contracts import EARLIEST, LATEST, parse_record
 from technic_ml.history import ScanHistoryStore
 from technic_ml.nyse import NY
 from technic_ml.optimizer.hot_sectors import hot_sectors
+from technic_ml.predictors.estimators import Prediction
 from technic_ml.predictors.features import dataset_from_history
 from technic_ml.predictors.training import load_training_data
 from tests.history.test_schema import BASE
 
-EXAMPLES = int(os.environ.get("TECHNIC_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("TECHNIC_FUZZ_EXAMPLES", "50"))
 RANDOM = "TECHNIC_FUZZ_EXAMPLES" in os.environ
 
 # -- valid records ------------------------------------------------------------------------------
@@ -279,6 +281,15 @@ def _every_read_path_works(store: ScanHistoryStore, root: Path, stored: dict) ->
         data, _ = load_training_data(store, None)
         assert len(data) + len(data.dropped) == len(stored)
         hot_sectors(frame, frame["timestamp"].max().to_pydatetime(), window_days=30)
+        # The prediction API's ledger matches predictions to scans from the same frame.
+        ledger = PredictionLedger(root / "ledger.sqlite3")
+        count = Prediction("count", "model", 50.0, 40.0, 60.0, 0.9, p_empty=0.0, version="v")
+        for scan_id in list(stored)[:2]:
+            ledger.record(f"p-{scan_id}", {}, count, Prediction("duration", "heuristic", 2.0), scan_id=scan_id)
+        try:
+            assert ledger.match_frame(frame) == min(2, len(stored))
+        finally:
+            ledger.close()
     # The export re-imports to the same records: the round trip is exact.
     exported = root / "export.jsonl"
     assert store.export_jsonl(exported, include_provenance=True) == len(stored)
