@@ -2,7 +2,9 @@
 
 ``run`` is the main job (the ``main-job`` flow: ephemeral Prefect unless ``PREFECT_API_URL`` is
 set), ``serve`` serves every deployment, ``trigger`` starts a deployment's run ad hoc on a server.
-They live here, not in ``technic_ml.cli``, because the library never imports Prefect.
+They live here, not in ``technic_ml.cli``, because the library never imports Prefect. Each sets
+Prefect's environment defaults (``deployments.prefect_env``: a startup timeout that fits a cold
+start on 2 cores) before Prefect is imported. Errors and exit codes: ``technic_ml.cli``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from technic_ml.cli import _handled, _settings, app, err, out
+from deployments import prefect_env
+from technic_ml.cli import _handled, _parse_time, _settings, app, err, out
 
 FLOWS = ("market-snapshot", "collect-history", "backfill-history", "train-predictors", "daily-presets")
 
@@ -39,10 +42,19 @@ def run(
     scans: Annotated[int, typer.Option(min=0, help="Scans to backfill before training.")] = 3000,
 ) -> None:
     """The main job: snapshot, backfill, train, validate and publish (the main-job flow)."""
+    # A malformed --as-of is a usage error found before Prefect starts (the flow reads the string).
+    _parse_time(as_of)
     settings = _settings()
     os.environ["TECHNIC_DATA_ROOT"] = str(settings.data_root)  # the flows read settings from the env
-    # Offline by default: the ephemeral server would otherwise try to send telemetry at start.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prefect_env.set_defaults()  # before Prefect is imported: it reads its settings then
+    if prefect_env.uses_ephemeral_server():
+        err.print(
+            "starting Prefect's ephemeral server (the first start on a machine creates its database:"
+            " about 20 s on 2 cores, up to a minute when they are busy)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        prefect_env.start_ephemeral_server()
     from flows.main_job import main_job
 
     err.print(
@@ -128,6 +140,7 @@ def _print_summary(summary: dict) -> None:
 @app.command()
 def serve() -> None:
     """Serve every deployment with its schedule (needs a server: make server)."""
+    prefect_env.set_defaults()
     from deployments.serve import main
 
     main()
@@ -146,16 +159,17 @@ def trigger(
 ) -> None:
     """Start a deployment's run ad hoc: the same as prefect deployment run '<flow>/<flow>'."""
     if flow not in FLOWS:
-        raise ValueError(f"flow: received {flow!r}; expected one of {', '.join(FLOWS)}")
+        raise typer.BadParameter(f"received {flow!r}; expected one of {', '.join(FLOWS)}", param_hint="FLOW")
     parameters = {}
     for item in param or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--param: received {item!r}; expected key=value")
+            raise typer.BadParameter(f"received {item!r}; expected key=value", param_hint="--param")
         try:
             parameters[key] = json.loads(raw)
         except json.JSONDecodeError:
             parameters[key] = raw
+    prefect_env.set_defaults()
     from prefect.deployments import run_deployment
 
     run = run_deployment(f"{flow}/{flow}", parameters=parameters, timeout=None if wait else 0)
@@ -167,6 +181,7 @@ def trigger(
 
 
 def main() -> None:  # the console script
+    prefect_env.set_defaults()  # before any command imports Prefect (python -m deployments.cli too)
     app()
 
 

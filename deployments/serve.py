@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 
-from prefect import serve
-from prefect.schedules import Cron
+from deployments import prefect_env
 
-from flows.backfill_history import backfill_history
-from flows.collect_history import collect_history
-from flows.daily_presets import daily_presets
-from flows.market_snapshot import market_snapshot
-from flows.train_predictors import train_predictors
+prefect_env.set_defaults()  # before Prefect is imported (python -m deployments.serve): it reads them then
+
+from prefect import serve  # noqa: E402
+from prefect.schedules import Cron  # noqa: E402
+
+from flows.backfill_history import backfill_history  # noqa: E402
+from flows.collect_history import collect_history  # noqa: E402
+from flows.daily_presets import daily_presets  # noqa: E402
+from flows.market_snapshot import market_snapshot  # noqa: E402
+from flows.train_predictors import train_predictors  # noqa: E402
 
 TZ = "America/New_York"
 

@@ -4,13 +4,27 @@ The orchestration commands (``run``, ``serve``, ``trigger``) are added by ``depl
 console script's entry point, so that this package never imports Prefect.
 
 Thin by design: each command parses options into settings, calls one library function and renders
-its result. Errors technic-ml raises on purpose (TechnicError) print one readable line and exit 1;
-usage errors exit 2 (typer's convention). Warnings (a degraded snapshot, a failed refresh) go to
-stderr through logging, so they are visible even when stdout is piped.
+its result. Warnings (a degraded snapshot, a failed refresh) go to stderr through logging, so they
+are visible even when stdout is piped.
+
+Errors and exit codes (README, "The ``technic-ml`` command"): every error is ONE line on stderr,
+``error: <what>: received <value>; expected <what was expected>``, never a usage box or a traceback.
+
+* exit 2, usage error: the command line itself is wrong, found before any work is done: an unknown
+  command or option, a missing required option, a value of the wrong form (not a number, not an
+  ISO time, below an option's minimum, not one of its choices, including ``--source``). The line
+  names the option (``--as-of``), the value received and what was expected.
+* exit 1, refused: technic-ml refused something on purpose while running (TechnicError, or a
+  ValueError with a message from the library): a setting read from the environment, a scan config
+  that breaks the data contract, a missing file, an empty store.
+* exit 3: done, but something needs attention (lines quarantined, a predictor not published).
+
+``_OneLineErrors`` (the root command's class) renders the usage errors; ``_handled`` the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import gc
@@ -33,11 +47,85 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer._click import exceptions as click_exceptions  # typer 0.29 vendors click: these are what it raises
+from typer.core import TyperGroup
 
 from technic_ml.errors import TechnicError
-from technic_ml.settings import TechnicSettings
+from technic_ml.settings import MarketDirConflict, TechnicSettings
+
+
+def _param_name(exc: click_exceptions.BadParameter) -> str | None:
+    """The option as the user types it (``--as-of``), or an argument's name (``FLOW``)."""
+    if exc.param_hint is not None:
+        hint = exc.param_hint if isinstance(exc.param_hint, str) else " / ".join(exc.param_hint)
+        return hint.strip("'")
+    param = exc.param
+    if param is None:
+        return None
+    if param.param_type_name == "argument":
+        return (param.metavar or param.name or "argument").upper()
+    long = [o for o in param.opts if o.startswith("--")]
+    return " / ".join(long or param.opts)
+
+
+def describe_usage_error(exc: click_exceptions.ClickException) -> str:
+    """One line: what was wrong, the value received and what was expected."""
+    ctx = getattr(exc, "ctx", None)
+    see = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    if isinstance(exc, click_exceptions.MissingParameter):
+        kind = exc.param.param_type_name if exc.param is not None else "parameter"
+        return f"{_param_name(exc) or kind}: missing; this {kind} is required{see}"
+    if isinstance(exc, click_exceptions.BadParameter):
+        cause = exc.__cause__
+        if isinstance(cause, ValidationError) and cause.errors():
+            # Typer checks types and ranges (min=, max=) with pydantic: its message lacks the value.
+            first = cause.errors()[0]
+            expected = first["msg"].removeprefix("Input should be ")
+            message = f"received {first.get('input')!r}; expected {expected}"
+        else:
+            message = exc.message
+        name = _param_name(exc)
+        return f"{name}: {message}" if name else message
+    if isinstance(exc, click_exceptions.NoSuchOption):
+        maybe = f"; did you mean {' or '.join(sorted(exc.possibilities))}?" if exc.possibilities else ""
+        return f"{exc.option_name}: no such option{maybe}{see}"
+    message = exc.format_message().rstrip(".")
+    if message[1:2].islower():  # "No such command 'x'" -> "no such command 'x'", not "FLOW ..."
+        message = message[:1].lower() + message[1:]
+    return f"{message}{see}" if isinstance(exc, click_exceptions.UsageError) else message
+
+
+class _OneLineErrors(TyperGroup):
+    """The root command: a usage error anywhere below it is one line on stderr and exit 2.
+
+    Typer would print a usage line, a hint and a boxed message (several lines); scripts and people
+    reading logs get one line in the project's format instead. Help (``--help``, or a command
+    group run without a command) is untouched.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        with _usage_errors_in_one_line():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx):
+        with _usage_errors_in_one_line():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors_in_one_line():
+    try:
+        yield
+    except click_exceptions.NoArgsIsHelpError:
+        raise  # typer prints the help
+    except click_exceptions.ClickException as exc:
+        line = " ".join(describe_usage_error(exc).split())
+        typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     help="technic-ml: scan history, market conditions and predictors for the Technic scanner.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -82,17 +170,42 @@ def _main(
         _overrides["data_root"] = data_root
 
 
+#: Settings the command line can set, and the option that sets each.
+_OPTIONS = {"data_root": "--data-root", "market_source": "--source", "market_dir": "--market-dir"}
+
+
 def _settings(**more) -> TechnicSettings:
+    """Settings from the environment, overridden by the options given (``None``: not given).
+
+    A value refused because of an option is a usage error naming the option (exit 2); one refused
+    because of the environment names the variable (exit 1).
+    """
     values = {**_overrides, **{k: v for k, v in more.items() if v is not None}}
+
+    def name(field: str) -> str:
+        return _OPTIONS[field] if field in values and field in _OPTIONS else f"TECHNIC_{field.upper()}"
+
     try:
         return TechnicSettings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "settings"
-        expected = first["msg"].removeprefix("Input should be ")
-        raise TechnicError(
-            f"TECHNIC_{name.upper()}: received {first.get('input')!r}; expected {expected}"
-        ) from None
+        error = (first.get("ctx") or {}).get("error")
+        if isinstance(error, MarketDirConflict):
+            names = name("market_source"), name("market_dir")
+            message, from_options = error.describe(*names), any(n.startswith("--") for n in names)
+        else:
+            field = str(first["loc"][0]) if first["loc"] else "settings"
+            if isinstance(error, ValueError):
+                # A validator's own message, "<field>: received ...; expected ...": keep what follows.
+                detail = str(error).split(": ", 1)[-1]
+            else:
+                expected = first["msg"].removeprefix("Input should be ")
+                detail = f"received {first.get('input')!r}; expected {expected}"
+            message, from_options = f"{name(field)}: {detail}", name(field).startswith("--")
+        if from_options:
+            where, _, detail = message.partition(": ")  # every message starts with the name we gave it
+            raise typer.BadParameter(detail, param_hint=where) from None
+        raise TechnicError(message) from None
 
 
 def _handled(fn):
@@ -109,7 +222,7 @@ def _handled(fn):
     return wrapper
 
 
-def _parse_time(value: str | None) -> dt.datetime | None:
+def _parse_time(value: str | None, name: str = "--as-of") -> dt.datetime | None:
     if value is None:
         return None
     from technic_ml.nyse import to_ny
@@ -118,7 +231,7 @@ def _parse_time(value: str | None) -> dt.datetime | None:
         return to_ny(value)
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(
-            f"received {value!r}; expected an ISO date or time, e.g. 2019-11-29T13:30"
+            f"received {value!r}; expected an ISO date or time, e.g. 2019-11-29T13:30", param_hint=name
         ) from exc
 
 
@@ -131,6 +244,9 @@ def _progress(*, in_bytes: bool = True) -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        # Not on a terminal (a log, a pipe) a transient bar draws nothing but leaves an empty line
+        # before what follows, e.g. an error that must be one line.
+        disable=not err.is_terminal,
     )
 
 
@@ -165,9 +281,10 @@ def market_snapshot(
     from technic_ml.market_data import open_market_data
     from technic_ml.snapshots import SnapshotStore
 
+    when = _parse_time(as_of)  # the options first: a usage error is found before any work
     settings = _settings(market_source=source, market_dir=market_dir)
     market = open_market_data(settings)
-    conditions = snapshot_market(market, _parse_time(as_of))
+    conditions = snapshot_market(market, when)
     path = SnapshotStore(settings.snapshot_path).save(conditions) if save else None
     if as_json:
         out.print_json(conditions.model_dump_json())
@@ -249,10 +366,11 @@ def scan(
     from technic_ml.market_data import open_market_data
     from technic_ml.scanner import run_scan
 
+    moment = _parse_time(as_of)
     settings = _settings(market_source=source, market_dir=market_dir)
     config = _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days)
     market = open_market_data(settings)
-    result = run_scan(config, market, _parse_time(as_of))
+    result = run_scan(config, market, moment)
     if market.is_sample:
         out.print("[bold yellow]EMBEDDED SAMPLE data[/] (synthetic stocks on the real S&P 500 / VIX)")
     when = result.record.timestamp.isoformat()
@@ -288,8 +406,8 @@ def backfill(
     """Run planned scans over history, point in time, into the history store (resumable)."""
     from technic_ml.backfill import backfill_with_settings
 
-    settings = _settings(market_source=source, market_dir=market_dir)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    settings = _settings(market_source=source, market_dir=market_dir)
     with _progress(in_bytes=False) as bar:
         task = bar.add_task("backfilling", total=n_scans)
         summary = backfill_with_settings(
@@ -363,6 +481,8 @@ def history_export(
     end: Annotated[str | None, typer.Option(help="Only records before this time.")] = None,
 ) -> None:
     """Export records in the original scan-log format (naive New York timestamps)."""
+    for value, name in ((start, "--start"), (end, "--end")):
+        _parse_time(value, name)  # only the form is checked here: the store reads the string itself
     n = _store().export_jsonl(file, include_provenance=with_provenance, start=start, end=end)
     out.print(f"exported {n} records to {file}", markup=False, highlight=False, soft_wrap=True)
 
@@ -421,6 +541,7 @@ def _training(source, market_dir, coverage, folds, test_start, test_end):
     from technic_ml.market_data import open_market_data
     from technic_ml.predictors.training import FoldPlan, load_training_data, train_predictors
 
+    test_period = _parse_time(test_start, "--test-start"), _parse_time(test_end, "--test-end")
     settings = _settings(market_source=source, market_dir=market_dir)
     store = _store()
     market = open_market_data(settings)
@@ -433,7 +554,7 @@ def _training(source, market_dir, coverage, folds, test_start, test_end):
     )
     for reason, n in data.dropped["reason"].value_counts().items() if len(data.dropped) else []:
         out.print(f"  left out: {n} x {reason}", markup=False, highlight=False, soft_wrap=True)
-    plan = FoldPlan(n_folds=folds, test_start=_parse_time(test_start), test_end=_parse_time(test_end))
+    plan = FoldPlan(n_folds=folds, test_start=test_period[0], test_end=test_period[1])
     with err.status("validating candidates on rolling-origin folds..."):
         run = train_predictors(data, coverage=coverage, folds=plan, registry=_registry(), data_note=note)
     from technic_ml.predictors.validation import markdown
@@ -633,9 +754,10 @@ def _champions_at(as_of, source, market_dir):
     from technic_ml.market_data import open_market_data
     from technic_ml.predictors.serving import open_predictors
 
+    when = _parse_time(as_of)
     settings = _settings(market_source=source, market_dir=market_dir)
     market = open_market_data(settings)
-    when = _parse_time(as_of) or default_as_of(market)[0]
+    when = when or default_as_of(market)[0]
     predictors, conditions = open_predictors(_registry(), market, when)
     return predictors, conditions, when
 
@@ -682,7 +804,10 @@ def suggest(
     from technic_ml.optimizer.goals import resolve_goal
 
     if goal is not None:
-        resolve_goal(goal)
+        try:
+            resolve_goal(goal)
+        except ValueError as exc:  # "goal: received 'x'; expected one of [...]"
+            raise typer.BadParameter(str(exc).partition(": ")[2], param_hint="--goal") from None
     try:
         constraints = Constraints(
             sectors=sector or None,

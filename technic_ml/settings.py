@@ -8,6 +8,12 @@ the installed package) unless a path is configured explicitly. The layout under 
     <data_root>/snapshots/          market-condition snapshots (parquet dataset)
     <data_root>/market-cache/       yfinance write-through cache (market-data directory format)
     <data_root>/models/             model registry (later issues)
+
+The market source and directory follow one rule, here, so that every entry point (the CLI's
+options, the flows reading the environment, the API) applies it the same way: a market directory
+given with no source chosen means the parquet source on that directory; a market directory with
+another source chosen explicitly is an error naming both. A directory is never silently ignored.
+An empty ``TECHNIC_MARKET_DIR`` counts as unset.
 """
 
 from __future__ import annotations
@@ -16,10 +22,33 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from technic_ml.errors import SettingsError
+
 MarketSource = Literal["sample", "parquet", "yfinance"]
+
+
+class MarketDirConflict(SettingsError):
+    """A market directory with a source explicitly chosen as something other than parquet.
+
+    ``describe`` names the two values with the names the user typed (the CLI's options or the
+    environment variables, which the message uses by default).
+    """
+
+    def __init__(self, market_source: str, market_dir: Path):
+        self.market_source, self.market_dir = market_source, market_dir
+        super().__init__(self.describe())
+
+    def describe(
+        self, source_name: str = "TECHNIC_MARKET_SOURCE", dir_name: str = "TECHNIC_MARKET_DIR"
+    ) -> str:
+        return (
+            f"{dir_name}: received {self.market_dir} with {source_name} {self.market_source!r}; expected"
+            f" {source_name} 'parquet' or unset (a market directory implies the parquet source),"
+            f" or no {dir_name} for the {self.market_source!r} source"
+        )
 
 
 def _default_data_root() -> Path:
@@ -35,7 +64,8 @@ class TechnicSettings(BaseSettings):
         description="sample: embedded offline sample; parquet: a market-data directory; yfinance: Yahoo.",
     )
     market_dir: Path | None = Field(
-        default=None, description="Market-data directory (required when market_source is 'parquet')."
+        default=None,
+        description="Market-data directory for the parquet source (implies it when no source is chosen).",
     )
     yfinance_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Upper bound on each yfinance call."
@@ -73,6 +103,21 @@ class TechnicSettings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return None if v is None else Path(v).expanduser()
+
+    @field_validator("market_dir", mode="before")
+    @classmethod
+    def _empty_dir_is_unset(cls, v):
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="after")
+    def _market_dir_means_parquet(self) -> TechnicSettings:
+        if self.market_dir is None:
+            return self
+        if "market_source" not in self.model_fields_set:
+            self.market_source = "parquet"
+        elif self.market_source != "parquet":
+            raise MarketDirConflict(self.market_source, self.market_dir)
+        return self
 
     @field_validator("data_root")
     @classmethod

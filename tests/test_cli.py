@@ -1,6 +1,8 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,7 +14,9 @@ runner = CliRunner()
 
 
 def invoke(*args, env=None):
-    return runner.invoke(app, list(args), env={"COLUMNS": "200", **(env or {})}, catch_exceptions=False)
+    return runner.invoke(
+        app, list(args), env={"COLUMNS": "200", **(env or {})}, catch_exceptions=False, prog_name="technic-ml"
+    )
 
 
 COMMANDS = [
@@ -196,3 +200,210 @@ def test_backfill_summarizes_and_resumes(tmp_path):
     assert "25 already stored, 0 ran" in again.output
     bad = invoke(*args[:2], "backfill", "--start", "2016-13-01", "--end", "2016-03-31")
     assert bad.exit_code == 2 and "expected a date YYYY-MM-DD" in bad.output
+
+
+def test_no_command_prints_the_help_not_an_error():
+    for command in ([], ["history"]):
+        result = invoke(*command)
+        assert "Usage" in result.stdout and "error:" not in result.output
+
+
+# -- usage errors: one line on stderr naming the option, the value and what was expected; exit 2 -----
+USAGE_ERRORS = [
+    (
+        ["market", "snapshot", "--as-of", "garbage"],
+        "error: --as-of: received 'garbage'; expected an ISO date or time, e.g. 2019-11-29T13:30",
+    ),
+    (
+        ["history", "retention", "--mode", "archve", "--older-than-days", "1"],
+        "error: --mode: received 'archve'; expected archive or drop",
+    ),
+    (
+        ["history", "retention", "--older-than-days", "-1", "--mode", "drop"],
+        "error: --older-than-days: received '-1'; expected greater than or equal to 0",
+    ),
+    (
+        ["history", "retention", "--older-than-days", "1"],
+        "error: --mode: missing; this option is required (see 'technic-ml history retention --help')",
+    ),
+    (["history", "stats", "--nope"], "error: --nope: no such option (see 'technic-ml history stats --help')"),
+    (["frobnicate"], "error: no such command 'frobnicate' (see 'technic-ml --help')"),
+    (["run", "--scans", "-1"], "error: --scans: received '-1'; expected greater than or equal to 0"),
+    (
+        ["run", "--as-of", "garbage"],
+        "error: --as-of: received 'garbage'; expected an ISO date or time, e.g. 2019-11-29T13:30",
+    ),
+    (
+        ["scan", "--as-of", "2016-06-01", "--source", "bloomberg"],
+        "error: --source: received 'bloomberg'; expected 'sample', 'parquet' or 'yfinance'",
+    ),
+    (
+        ["history", "export", "out.jsonl", "--start", "garbage"],
+        "error: --start: received 'garbage'; expected an ISO date or time, e.g. 2019-11-29T13:30",
+    ),
+    (
+        ["train", "--test-start", "soon"],
+        "error: --test-start: received 'soon'; expected an ISO date or time, e.g. 2019-11-29T13:30",
+    ),
+    (
+        ["backfill", "--start", "2016-13-01", "--end", "2016-03-31"],
+        "error: --start: received '2016-13-01'; expected a date YYYY-MM-DD",
+    ),
+    (
+        ["trigger", "nope"],
+        "error: FLOW: received 'nope'; expected one of market-snapshot, collect-history, backfill-history,"
+        " train-predictors, daily-presets",
+    ),
+    (
+        ["trigger", "train-predictors", "--param", "n_folds"],
+        "error: --param: received 'n_folds'; expected key=value",
+    ),
+]
+
+
+@pytest.mark.parametrize("args, line", USAGE_ERRORS, ids=[" ".join(args) for args, _ in USAGE_ERRORS])
+def test_usage_errors_are_one_line_on_stderr_and_exit_2(args, line):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [line]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        USAGE_ERRORS[0],  # market snapshot --as-of garbage
+        USAGE_ERRORS[1],  # history retention --mode archve
+        USAGE_ERRORS[2],  # history retention --older-than-days -1 (typer's min=0)
+    ],
+    ids=["as-of", "mode", "min"],
+)
+def test_the_console_script_prints_usage_errors_on_one_line(tmp_path, args, line):
+    technic_ml = Path(sys.executable).with_name("technic-ml")  # the installed console script
+    env = {**os.environ, "TECHNIC_DATA_ROOT": str(tmp_path), "COLUMNS": "80"}
+    proc = subprocess.run([str(technic_ml), *args], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [line]
+
+
+# -- a market directory given is that directory, or a one-line error ----------------------------------
+MARKET_DIR_COMMANDS = [
+    ["market", "snapshot", "--as-of", "2016-06-01T17:00"],
+    ["scan", "--as-of", "2016-06-01"],
+    ["backfill", "--start", "2016-01-04", "--end", "2016-03-31", "--n-scans", "1"],
+    ["train"],
+    ["validate"],
+    ["predict"],
+    ["suggest"],
+    ["analyze"],
+    ["api"],
+]
+
+
+@pytest.fixture
+def no_serving(monkeypatch):
+    """`api` must stop at the market directory; on the sample it would serve forever."""
+    import uvicorn
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the API was served: the market directory was ignored")
+
+    monkeypatch.setattr(uvicorn, "run", refuse)
+
+
+@pytest.mark.parametrize(
+    "command", MARKET_DIR_COMMANDS, ids=lambda c: c[0] if c[0] != "market" else "market snapshot"
+)
+def test_every_market_dir_option_is_that_directory(tmp_path, no_serving, command):
+    missing = tmp_path / "no-market"
+    result = invoke("--data-root", str(tmp_path / "root"), *command, "--market-dir", str(missing))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"error: market-data directory {missing.resolve()}: not found or not a directory; a market-data"
+        " directory holds prices.parquet, symbols.parquet, spy.parquet, vix.parquet"
+        " (see docs/market-data-format.md)"
+    ]
+
+
+def test_the_market_dir_variable_alone_is_that_directory(tmp_path):
+    missing = tmp_path / "no-market"
+    result = invoke("scan", "--as-of", "2016-06-01", env={"TECHNIC_MARKET_DIR": str(missing)})
+    assert result.exit_code == 1 and f"market-data directory {missing.resolve()}: not found" in result.stderr
+
+
+@pytest.fixture
+def sample_market_dir(tmp_path) -> Path:
+    """A market-data directory cut from the embedded sample: 20 symbols, June 2015 to June 2016."""
+    import pandas as pd
+
+    from technic_ml.market_data import write_market_dir
+    from technic_ml.market_data.sample import sample_frames
+
+    frames = sample_frames()
+    symbols = frames.universe.head(20)
+    dates = pd.Timestamp("2015-06-01"), pd.Timestamp("2016-06-01")
+    prices = frames.prices[frames.prices["symbol"].isin(symbols["symbol"])]
+    return write_market_dir(
+        tmp_path / "market",
+        prices=prices[prices["date"].between(*dates)],
+        symbols=symbols,
+        spy=frames.spy[frames.spy["date"].between(*dates)],
+        vix=frames.vix[frames.vix["date"].between(*dates)],
+    )
+
+
+@pytest.mark.parametrize("via", ["option", "env"])
+def test_a_market_dir_is_read_as_the_parquet_source(sample_market_dir, via):
+    args = ["market", "snapshot", "--as-of", "2016-06-01T17:00", "--no-save", "--json"]
+    if via == "option":
+        result = invoke(*args, "--market-dir", str(sample_market_dir))
+    else:
+        result = invoke(*args, env={"TECHNIC_MARKET_DIR": str(sample_market_dir)})
+    assert result.exit_code == 0, result.output
+    conditions = json.loads(result.stdout)
+    assert conditions["data_source"] == f"parquet:{sample_market_dir.resolve()}"
+    sample = json.loads(invoke(*args).stdout)
+    assert sample["data_source"] == "sample"
+    assert {k: v for k, v in conditions.items() if k != "data_source"} == {
+        k: v for k, v in sample.items() if k != "data_source"
+    }
+
+
+@pytest.mark.parametrize(
+    "args, env, code, line",
+    [
+        (
+            ["--source", "sample", "--market-dir", "{dir}"],
+            {},
+            2,
+            "error: --market-dir: received {dir} with --source 'sample'; expected --source 'parquet' or unset"
+            " (a market directory implies the parquet source), or no --market-dir for the 'sample' source",
+        ),
+        (
+            ["--market-dir", "{dir}"],
+            {"TECHNIC_MARKET_SOURCE": "yfinance"},
+            2,
+            "error: --market-dir: received {dir} with TECHNIC_MARKET_SOURCE 'yfinance'; expected"
+            " TECHNIC_MARKET_SOURCE 'parquet' or unset (a market directory implies the parquet source),"
+            " or no --market-dir for the 'yfinance' source",
+        ),
+        (
+            [],
+            {"TECHNIC_MARKET_SOURCE": "sample", "TECHNIC_MARKET_DIR": "{dir}"},
+            1,
+            "error: TECHNIC_MARKET_DIR: received {dir} with TECHNIC_MARKET_SOURCE 'sample'; expected"
+            " TECHNIC_MARKET_SOURCE 'parquet' or unset (a market directory implies the parquet source),"
+            " or no TECHNIC_MARKET_DIR for the 'sample' source",
+        ),
+    ],
+    ids=["options", "option-and-env", "env"],
+)
+def test_a_market_dir_with_another_source_names_both(tmp_path, args, env, code, line):
+    market = str(tmp_path / "market")
+    args = [a.replace("{dir}", market) for a in args]
+    env = {k: v.replace("{dir}", market) for k, v in env.items()}
+    result = invoke("market", "snapshot", *args, env=env)
+    assert result.exit_code == code, result.output
+    assert result.stderr.splitlines() == [line.replace("{dir}", market)]

@@ -56,7 +56,7 @@ def test_suggest_respects_constraints_and_refuses_unknown_goals(root):
     config = data["suggestions"]["deep"]["config"]
     assert config["max_symbols"] <= 80 and config["lookback_days"] == 60
     bad = invoke(root, "suggest", "--goal", "fastest")
-    assert bad.exit_code == 1 and "goal: received 'fastest'" in bad.output
+    assert bad.exit_code == 2 and "--goal: received 'fastest'" in bad.stderr
 
 
 def test_analyze_labels_a_likely_empty_scan_and_fixes_it(root):

@@ -39,3 +39,47 @@ def test_default_data_root_is_a_user_directory(monkeypatch):
     root = TechnicSettings().data_root
     assert "technic-ml" in str(root)
     assert Path(technic_ml.__file__).resolve().parent not in root.resolve().parents
+
+
+# -- the market directory rule: a directory given is used, or refused with both values named ----------
+
+
+@pytest.mark.parametrize("via_env", [True, False], ids=["env", "argument"])
+def test_a_market_dir_without_a_source_means_parquet(monkeypatch, tmp_path, via_env):
+    if via_env:
+        monkeypatch.setenv("TECHNIC_MARKET_DIR", str(tmp_path / "market"))
+        s = TechnicSettings()
+    else:
+        s = TechnicSettings(market_dir=tmp_path / "market")
+    assert (s.market_source, s.market_dir) == ("parquet", tmp_path / "market")
+
+
+@pytest.mark.parametrize("source", ["sample", "yfinance"])
+def test_a_market_dir_with_another_source_is_refused_naming_both(monkeypatch, tmp_path, source):
+    monkeypatch.setenv("TECHNIC_MARKET_SOURCE", source)
+    monkeypatch.setenv("TECHNIC_MARKET_DIR", str(tmp_path / "market"))
+    with pytest.raises(ValidationError) as info:
+        TechnicSettings()
+    message = str(info.value)
+    assert (
+        f"TECHNIC_MARKET_DIR: received {tmp_path / 'market'} with TECHNIC_MARKET_SOURCE {source!r}" in message
+    )
+    assert "expected TECHNIC_MARKET_SOURCE 'parquet' or unset" in message
+    with pytest.raises(ValidationError, match="a market directory implies the parquet source"):
+        TechnicSettings(market_source=source, market_dir=tmp_path / "elsewhere")
+
+
+def test_a_market_dir_with_the_parquet_source_and_no_dir_keep_their_meaning(monkeypatch, tmp_path):
+    monkeypatch.setenv("TECHNIC_MARKET_SOURCE", "parquet")
+    monkeypatch.setenv("TECHNIC_MARKET_DIR", str(tmp_path))
+    assert TechnicSettings().market_source == "parquet"
+    assert TechnicSettings(market_source="yfinance", market_dir=None).market_source == "yfinance"
+    monkeypatch.delenv("TECHNIC_MARKET_DIR")
+    monkeypatch.delenv("TECHNIC_MARKET_SOURCE")
+    assert (TechnicSettings().market_source, TechnicSettings().market_dir) == ("sample", None)
+
+
+def test_an_empty_market_dir_variable_counts_as_unset(monkeypatch):
+    monkeypatch.setenv("TECHNIC_MARKET_DIR", "")
+    s = TechnicSettings()
+    assert (s.market_source, s.market_dir) == ("sample", None)
