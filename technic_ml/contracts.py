@@ -57,7 +57,6 @@ from pydantic import (
 from technic_ml.errors import ContractError
 from technic_ml.nyse import NY
 
-
 EARLIEST = dt.datetime(1900, 1, 1, tzinfo=NY)
 """First moment a stored timestamp may hold (New York time)."""
 LATEST = dt.datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=NY)
@@ -102,8 +101,6 @@ def _supported_date(value: dt.date) -> dt.date:
     return value
 
 
-
-
 SUB_MICROSECOND = "sub_microsecond"
 """Key of the validation context that counts date-times given with more than six fractional digits
 (see :func:`parse_record`)."""
@@ -114,7 +111,12 @@ def _not_a_number(value: object, info: ValidationInfo) -> object:
     if isinstance(value, int | float) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
         raise ValueError(f"received {value!r}; expected an ISO 8601 date-time such as 2025-09-17T14:23:47")
     # "2025-09-17T14:23:47.663439" is 26 characters: only a longer text can hold a seventh digit.
-    if info.context is not None and isinstance(value, str) and len(value) > 26 and _fraction_digits(value) > 6:
+    if (
+        info.context is not None
+        and isinstance(value, str)
+        and len(value) > 26
+        and _fraction_digits(value) > 6
+    ):
         info.context[SUB_MICROSECOND] += 1
     return value
 
@@ -427,7 +429,7 @@ def _key_tokens_may_exceed(raw: bytes, keys: int) -> bool:
 def _refuse_duplicate_keys(raw: bytes) -> None:
     def check(pairs: list[tuple[str, Any]], path: list[str]) -> None:
         seen: set[str] = set()
-        for key, value in pairs:
+        for key, _ in pairs:
             if key in seen:
                 where = ".".join([*path, key])
                 raise ContractError(

@@ -17,6 +17,7 @@ parsed in-process through the same code path.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import datetime as dt
 import gc
@@ -181,7 +182,7 @@ def parse_chunk(path: str, start: int, end: int, source: str, data_source: str |
                     rows.append(record_row(parse_record(raw, context), default))
                 except ContractError as exc:
                     rejects.append((i, _reason(raw, exc), raw))
-                except Exception as exc:  # noqa: BLE001 - no line may stop an import (see _unexpected)
+                except Exception as exc:
                     rejects.append((i, _unexpected(exc), raw))
                 else:
                     line_idx.append(i)
@@ -197,7 +198,7 @@ def parse_chunk(path: str, start: int, end: int, source: str, data_source: str |
         table = rows_to_table(
             rows, extra_columns={LINE_COLUMN: line_idx, OFFSET_COLUMN: offsets, LENGTH_COLUMN: lengths}
         )
-    except Exception:  # noqa: BLE001 - a value the contract allows but a column cannot hold: find it
+    except Exception:
         rows, line_idx, offsets, lengths = _storable(rows, line_idx, offsets, lengths, raw_lines, rejects)
         table = rows_to_table(
             rows, extra_columns={LINE_COLUMN: line_idx, OFFSET_COLUMN: offsets, LENGTH_COLUMN: lengths}
@@ -228,7 +229,7 @@ def _storable(
     for row, i, offset, length in zip(rows, line_idx, offsets, lengths, strict=True):
         try:
             rows_to_table([row])
-        except Exception as exc:  # noqa: BLE001 - quarantined with the reason
+        except Exception as exc:
             rejects.append((i, f"line cannot be stored: {type(exc).__name__}: {exc}", raw_lines[i]))
             continue
         for column, value in zip(kept, (row, i, offset, length), strict=True):
@@ -356,7 +357,15 @@ def import_file(
         ) from None
     n_workers = _resolve_workers(workers, size)
     quarantine = QuarantineWriter(quarantine_dir, path)
-    totals = {"lines": 0, "blank": 0, "added": 0, "duplicates": 0, "retired": 0, "conflicts": 0, "truncated": 0}
+    totals = {
+        "lines": 0,
+        "blank": 0,
+        "added": 0,
+        "duplicates": 0,
+        "retired": 0,
+        "conflicts": 0,
+        "truncated": 0,
+    }
     errors: list[tuple[int, str]] = []
     pending: list[pa.Table] = []
     pending_rows = 0
@@ -498,10 +507,9 @@ def _end_with_parent(parent: int) -> None:
     polling the parent id covers other systems and a parent that died before the call.
     """
     if sys.platform == "linux":
-        try:
+        # Without it (an unusual libc) the thread below still ends the process, a second later.
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
     if os.getppid() != parent:
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()

@@ -1110,7 +1110,12 @@ class ScanHistoryStore:
         os.rename(path, target)
         _fsync_dir(directory)
         _fsync_dir(path.parent)
-        entry = {"file": str(path), "moved_to": target.name, "reason": reason, "at": dt.datetime.now(dt.UTC).isoformat()}
+        entry = {
+            "file": str(path),
+            "moved_to": target.name,
+            "reason": reason,
+            "at": dt.datetime.now(dt.UTC).isoformat(),
+        }
         with (directory / "reasons.jsonl").open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()

@@ -279,7 +279,9 @@ def test_sigkill_of_an_import_leaves_no_parser_process_behind(tmp_path: Path) ->
         # Kill once both parser processes are running (spawned, so their command line says so).
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            parsers = [p for p in _session_processes(child.pid) if "multiprocessing" in p[1] and p[0] != child.pid]
+            parsers = [
+                p for p in _session_processes(child.pid) if "multiprocessing" in p[1] and p[0] != child.pid
+            ]
             if len([p for p in parsers if "resource_tracker" not in p[1]]) >= 2:
                 break
             time.sleep(0.05)

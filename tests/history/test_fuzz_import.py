@@ -44,7 +44,9 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), finite, st.text(max_size=12))
 json_value = st.recursive(
     json_scalar,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 extras = st.dictionaries(
@@ -67,7 +69,9 @@ timestamps = st.one_of(
     st.datetimes(
         min_value=dt.datetime(1900, 1, 2),
         max_value=dt.datetime(2199, 12, 30),
-        timezones=st.sampled_from([dt.UTC, NY, dt.timezone(dt.timedelta(hours=-10)), dt.timezone(dt.timedelta(hours=14))]),
+        timezones=st.sampled_from(
+            [dt.UTC, NY, dt.timezone(dt.timedelta(hours=-10)), dt.timezone(dt.timedelta(hours=14))]
+        ),
     ).map(dt.datetime.isoformat),
     st.sampled_from(
         [
@@ -161,7 +165,11 @@ def mutated(draw, record: dict[str, Any]) -> bytes:
         }[kind]
         target = d
         for key in path[:-1]:
-            target = target.setdefault(key, {}) if isinstance(target.get(key), dict) or key not in target else target[key]
+            target = (
+                target.setdefault(key, {})
+                if isinstance(target.get(key), dict) or key not in target
+                else target[key]
+            )
         if isinstance(target, dict):
             target[path[-1]] = draw(value)
         return json.dumps(d).encode()
@@ -285,7 +293,9 @@ def _every_read_path_works(store: ScanHistoryStore, root: Path, stored: dict) ->
         ledger = PredictionLedger(root / "ledger.sqlite3")
         count = Prediction("count", "model", 50.0, 40.0, 60.0, 0.9, p_empty=0.0, version="v")
         for scan_id in list(stored)[:2]:
-            ledger.record(f"p-{scan_id}", {}, count, Prediction("duration", "heuristic", 2.0), scan_id=scan_id)
+            ledger.record(
+                f"p-{scan_id}", {}, count, Prediction("duration", "heuristic", 2.0), scan_id=scan_id
+            )
         try:
             assert ledger.match_frame(frame) == min(2, len(stored))
         finally:

@@ -80,7 +80,9 @@ def _with(field: str, value: str, scan_id: str) -> str:
 def test_a_value_outside_the_supported_range_is_quarantined_and_the_rest_kept(
     store: ScanHistoryStore, tmp_path: Path, field: str, value: str
 ) -> None:
-    src = _log(tmp_path, record_line(scan_id="before"), _with(field, value, "bad"), record_line(scan_id="after"))
+    src = _log(
+        tmp_path, record_line(scan_id="before"), _with(field, value, "bad"), record_line(scan_id="after")
+    )
     summary = store.import_jsonl(src)
     assert (summary.added, summary.quarantined) == (2, 1)
     ((number, reason),) = summary.errors
@@ -90,13 +92,19 @@ def test_a_value_outside_the_supported_range_is_quarantined_and_the_rest_kept(
     assert _reads_everything(store, tmp_path) == 2
 
 
-@pytest.mark.parametrize("value", ["1900-01-01T00:00:00", "2199-12-31T23:59:59.999999", "1900-01-01T00:00:00-05:00"])
-def test_the_limits_of_the_range_are_stored_and_read_back(store: ScanHistoryStore, tmp_path: Path, value) -> None:
+@pytest.mark.parametrize(
+    "value", ["1900-01-01T00:00:00", "2199-12-31T23:59:59.999999", "1900-01-01T00:00:00-05:00"]
+)
+def test_the_limits_of_the_range_are_stored_and_read_back(
+    store: ScanHistoryStore, tmp_path: Path, value
+) -> None:
     summary = store.import_jsonl(_log(tmp_path, record_line(timestamp=value)))
     assert summary.added == 1
     (back,) = store.between(None, None)
     assert EARLIEST <= back.timestamp <= LATEST
-    assert back == parse_record(record_line(timestamp=value)).model_copy(update={"provenance": back.provenance})
+    assert back == parse_record(record_line(timestamp=value)).model_copy(
+        update={"provenance": back.provenance}
+    )
     assert _reads_everything(store, tmp_path) == 1
     data, _ = load_training_data(store, None)
     assert len(data) + len(data.dropped) == 1
@@ -105,7 +113,12 @@ def test_the_limits_of_the_range_are_stored_and_read_back(store: ScanHistoryStor
 def test_one_bad_inbox_file_does_not_block_collect_history(store: ScanHistoryStore, tmp_path: Path) -> None:
     inbox, processed = tmp_path / "inbox", tmp_path / "processed"
     inbox.mkdir()
-    _log(inbox, record_line(scan_id="a1"), _with("timestamp", "0001-01-01T00:00:00+05:00", "a2"), name="a.jsonl")
+    _log(
+        inbox,
+        record_line(scan_id="a1"),
+        _with("timestamp", "0001-01-01T00:00:00+05:00", "a2"),
+        name="a.jsonl",
+    )
     _log(inbox, record_line(scan_id="b1"), name="b.jsonl")
     report = collect_inbox(store, inbox, processed)
     assert [(f.name, f.status, f.added, f.invalid) for f in report.files] == [
@@ -158,7 +171,9 @@ def _write_by_hand(store: ScanHistoryStore, day: str, **row_overrides) -> Path:
     table = records_to_table([make_record(scan_id="hand")]).drop_columns(["scan_date"])
     for name, value in row_overrides.items():
         index = FILE_SCHEMA.get_field_index(name)
-        table = table.set_column(index, FILE_SCHEMA.field(name), pa.array([value], FILE_SCHEMA.field(name).type))
+        table = table.set_column(
+            index, FILE_SCHEMA.field(name), pa.array([value], FILE_SCHEMA.field(name).type)
+        )
     directory = store.root / f"scan_date={day}"
     directory.mkdir(exist_ok=True)
     path = directory / "part-handmade.parquet"
@@ -217,7 +232,9 @@ def test_an_unreadable_data_file_is_skipped_by_readers_and_moved_aside_by_writer
     assert not bad.exists()
     moved = store.root / "_unreadable" / "scan_date=2025-09-18--part-garbage.parquet"
     assert moved.read_bytes() == b"PAR1 this is not parquet"
-    (reason,) = [json.loads(line) for line in (store.root / "_unreadable" / "reasons.jsonl").read_text().splitlines()]
+    (reason,) = [
+        json.loads(line) for line in (store.root / "_unreadable" / "reasons.jsonl").read_text().splitlines()
+    ]
     assert reason["file"] == str(bad) and "unreadable parquet" in reason["reason"]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
@@ -226,7 +243,9 @@ def test_an_unreadable_data_file_is_skipped_by_readers_and_moved_aside_by_writer
 
 
 def test_writes_refuse_a_row_outside_the_range_even_past_the_contract(store: ScanHistoryStore) -> None:
-    record = make_record().model_construct(**{**make_record().__dict__, "timestamp": dt.datetime(2300, 1, 1, tzinfo=UTC)})
+    record = make_record().model_construct(
+        **{**make_record().__dict__, "timestamp": dt.datetime(2300, 1, 1, tzinfo=UTC)}
+    )
     with pytest.raises(Exception, match="outside 1900-01-01T00:00 to 2199-12-31"):
         store.add(record)
     assert store.count() == 0
@@ -237,7 +256,7 @@ def test_a_wall_clock_time_inside_the_spring_forward_gap_is_quarantined(store, t
     summary = store.import_jsonl(_log(tmp_path, record_line(timestamp="2025-03-09T02:30:00")))
     assert summary.added == 0 and summary.quarantined == 1
     assert "does not exist in New York" in summary.errors[0][1]
-    with pytest.raises(ContractError, match="market_conditions.as_of: received 2025-03-09T02:59:59"):
+    with pytest.raises(ContractError, match=r"market_conditions\.as_of: received 2025-03-09T02:59:59"):
         parse_record(record_line(market_conditions={"as_of": "2025-03-09T02:59:59"}))
     # Either side of the gap is fine.
     for ok in ("2025-03-09T01:59:59.999999", "2025-03-09T03:00:00"):
@@ -267,7 +286,10 @@ def test_the_fall_back_hour_round_trips_exactly_through_export(store, tmp_path) 
     ("line", "where"),
     [
         (record_line(scan_id="a")[:-1] + ', "scan_id": "b"}', "scan_id"),
-        (record_line(scan_id="a").replace('"max_symbols": 200', '"max_symbols": 200, "max_symbols": 5'), "config.max_symbols"),
+        (
+            record_line(scan_id="a").replace('"max_symbols": 200', '"max_symbols": 200, "max_symbols": 5'),
+            "config.max_symbols",
+        ),
         (record_line(scan_id="a").replace('"profile"', '"profile": "x", "profile"'), "config.profile"),
         (record_line(scan_id="a").replace('"count": 48', '"count" : 47, "count":48'), "results.count"),
     ],
@@ -284,7 +306,9 @@ def test_a_key_given_twice_is_refused_naming_it(line: str, where: str) -> None:
         record_line(scan_id='say \\":" twice'),  # '":' inside a string is not a key
         record_line(scan_id="a").replace('"scan_id":', '"scan_id" :'),  # whitespace before a colon
         json.dumps(record_dict(scan_id="a"), indent=2).replace("\n", " "),
-        record_line(scan_id="a", config={"nested": {"count": 1, "x": {"count": 2}}}),  # same key, other objects
+        record_line(
+            scan_id="a", config={"nested": {"count": 1, "x": {"count": 2}}}
+        ),  # same key, other objects
     ],
     ids=["in-a-string", "spaced-colon", "indented", "nested-objects"],
 )
@@ -308,7 +332,9 @@ def test_sub_microsecond_digits_are_truncated_and_counted(store: ScanHistoryStor
 
 
 @pytest.mark.parametrize("days", [73_000, 10**6, 10**9, 10**12])
-def test_retention_beyond_the_supported_range_removes_nothing_and_says_so(store: ScanHistoryStore, days: int) -> None:
+def test_retention_beyond_the_supported_range_removes_nothing_and_says_so(
+    store: ScanHistoryStore, days: int
+) -> None:
     store.add(make_record(timestamp="1900-01-01T00:00:00"))
     for dry_run in (True, False):
         report = store.retention(days, mode="drop", dry_run=dry_run)

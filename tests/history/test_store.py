@@ -211,7 +211,9 @@ def test_recent_reads_only_the_partitions_it_needs(week: ScanHistoryStore, caplo
     assert ids(week.recent(4)) == ["g", "f", "e", "d"]
     assert not caplog.records
     assert ids(week.recent(5)) == ["g", "f", "e", "d"]
-    assert any("scan_date=2025-09-17" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
+    assert any(
+        "scan_date=2025-09-17" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records
+    )
 
 
 @pytest.mark.parametrize(
