@@ -407,3 +407,14 @@ def test_a_market_dir_with_another_source_names_both(tmp_path, args, env, code, 
     result = invoke("market", "snapshot", *args, env=env)
     assert result.exit_code == code, result.output
     assert result.stderr.splitlines() == [line.replace("{dir}", market)]
+
+
+@pytest.mark.parametrize("days", ["1000000", "99999999999999"])
+def test_retention_beyond_the_calendar_removes_nothing_and_says_so(days):
+    # It used to end in an OverflowError traceback (a date before year 1).
+    assert invoke("history", "import", str(sample_scan_log())).exit_code == 0
+    result = invoke("history", "retention", "--older-than-days", days, "--mode", "drop")
+    assert result.exit_code == 0, result.output
+    assert "scan dates before 1900-01-01: dropped 0 records" in result.output
+    assert "no stored scan is older" in result.output
+    assert "150" in invoke("history", "stats", "--json").output
