@@ -1234,7 +1234,12 @@ class ScanHistoryStore:
         if self.auto_compact_files is not None:
             for day, _ in runs:
                 if len(layout.partitions[day]) > self.auto_compact_files:
-                    self._compact_partition(layout, day)
+                    try:
+                        self._compact_partition(layout, day)
+                    except StoreError as exc:
+                        # The rows are written; a damaged partition (only a hand edit makes one) must
+                        # not fail every later write. compact() still raises on it.
+                        self._warn(f"auto-compaction of {day} skipped: {exc}")
 
     def _compact_partition(self, layout: _Layout, day: dt.date) -> int:
         skipped: list[Path] = []

@@ -349,3 +349,17 @@ def test_a_store_file_left_by_a_killed_writer_does_not_count(store: ScanHistoryS
     (store.root / "scan_date=2025-09-17" / ".part-x.parquet.tmp").write_bytes(b"half")
     assert store.count() == 1 and len(store.recent(5)) == 1
     assert os.listdir(store.root / "scan_date=2025-09-17")
+
+
+def test_a_partition_damaged_by_hand_does_not_fail_later_writes(tmp_path: Path, caplog) -> None:
+    store = ScanHistoryStore(tmp_path / "history", auto_compact_files=2)
+    store.add(make_record(scan_id="a"))
+    # A copy of the partition's file under another name: scan_id "a" twice, which no writer makes.
+    (original,) = (store.root / "scan_date=2025-09-17").glob("part-*.parquet")
+    (original.parent / "part-copy.parquet").write_bytes(original.read_bytes())
+    with caplog.at_level(logging.WARNING):
+        summary = store.add(make_record(scan_id="b"))  # a third file: auto-compaction meets the damage
+    assert summary.added == 1
+    assert any("auto-compaction of 2025-09-17 skipped" in r.getMessage() for r in caplog.records)
+    with pytest.raises(Exception, match="appears twice"):
+        store.compact()  # asked for explicitly, it still says so
