@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from technic_ml.contracts import EARLIEST, LATEST, parse_record
-from technic_ml.errors import ContractError
+from technic_ml.errors import ContractError, StoreError
 from technic_ml.history import ScanHistoryStore
 from technic_ml.history.inbox import collect_inbox
 from technic_ml.history.schema import FILE_SCHEMA, records_to_table
@@ -246,7 +246,7 @@ def test_writes_refuse_a_row_outside_the_range_even_past_the_contract(store: Sca
     record = make_record().model_construct(
         **{**make_record().__dict__, "timestamp": dt.datetime(2300, 1, 1, tzinfo=UTC)}
     )
-    with pytest.raises(Exception, match="outside 1900-01-01T00:00 to 2199-12-31"):
+    with pytest.raises(StoreError, match="outside 1900-01-01T00:00 to 2199-12-31"):
         store.add(record)
     assert store.count() == 0
 
@@ -361,5 +361,5 @@ def test_a_partition_damaged_by_hand_does_not_fail_later_writes(tmp_path: Path, 
         summary = store.add(make_record(scan_id="b"))  # a third file: auto-compaction meets the damage
     assert summary.added == 1
     assert any("auto-compaction of 2025-09-17 skipped" in r.getMessage() for r in caplog.records)
-    with pytest.raises(Exception, match="appears twice"):
+    with pytest.raises(StoreError, match="appears twice"):
         store.compact()  # asked for explicitly, it still says so
