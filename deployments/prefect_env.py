@@ -64,6 +64,27 @@ def _home() -> str:
     return str(get_current_settings().home)
 
 
+def _give_up(server, done: threading.Event) -> None:
+    """Stop the server and Prefect's wait loop for good.
+
+    Stopping the process alone races with the loop: between its ``poll() == 3`` and starting the
+    next process it may sleep (looking for a free port), and the new process would then be polled
+    until the timeout. So the loop's next start raises first (Prefect's loop then ends: it resets
+    ``running`` and re-raises), and whatever process is current is stopped.
+    """
+
+    def refuse():
+        raise RuntimeError("technic-ml gave up on this ephemeral server")
+
+    server._run_uvicorn_command = refuse  # this instance only; stop() forgets it (new one next time)
+    for _ in range(2):  # twice: a process started just before the refusal is stopped too
+        server.stop()
+        if done.wait(5):
+            break
+    if server.server_process is not None:
+        server.stop()
+
+
 def start_ephemeral_server(poll_seconds: float = 0.1) -> bool:
     """Start Prefect's ephemeral server now if flows would use one; raise at once if it dies starting.
 
@@ -100,8 +121,7 @@ def start_ephemeral_server(poll_seconds: float = 0.1) -> bool:
         code = process.poll()
         if code is None or (code == 3 and len(seen) < MAX_STARTS):
             continue
-        server.stop()  # Prefect's loop then stops too: the process it polls is gone
-        done.wait(5)
+        _give_up(server, done)
         what = "uvicorn's code for a failed startup" if code == 3 else "the server crashed"
         raise TechnicError(
             f"Prefect's ephemeral server: exited with code {code} ({what}) while starting, attempt"
