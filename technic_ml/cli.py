@@ -714,14 +714,28 @@ def predict(
     ] = None,
     source: _SOURCE = None,
     market_dir: _MARKET_DIR = None,
+    duration_source: Annotated[
+        str | None,
+        typer.Option(
+            help="Whose durations to predict: sample, parquet or yfinance (the reference scanner on that"
+            " market data) or scanner_log (a production scanner's logged durations)."
+            " Default: the configured market data."
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Predict a scan's result count and duration with the champion models."""
     import json
 
+    from technic_ml.predictors.serving import check_source
+
+    try:
+        check_source(duration_source)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--duration-source") from None
     config = _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days)
     predictors, conditions, when = _champions_at(as_of, source, market_dir)
-    result = predictors.predict(config, conditions)
+    result = predictors.predict(config, conditions, duration_source)
     if json_output:
         out.print_json(json.dumps({k: p.to_dict() for k, p in result.items()} | {"as_of": when.isoformat()}))
         return
@@ -738,7 +752,7 @@ def predict(
             "-" if p.coverage is None else f"{p.coverage:.0%}",
             "-" if p.p_empty is None else f"{p.p_empty:.1%}",
             p.version or "-",
-            escape("; ".join(p.reasons)),
+            escape("; ".join((*((f"for source {p.source}",) if p.source else ()), *p.reasons))),
         )
     out.print(table)
 

@@ -238,7 +238,7 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
             conditions = service.conditions(body.as_of)
         except TechnicError as exc:  # what the TechnicError handler answers for the other routes
             return 422, orjson.dumps({"detail": str(exc)})
-        result = service.predict(body.config, conditions, serving)
+        result = service.predict(body.config, conditions, serving, body.duration_source)
         count, duration = result["count"], result["duration"]
         prediction_id = uuid.uuid4().hex
         service.ledger.record(

@@ -27,6 +27,13 @@ class PredictRequest(_Body):
         max_length=200,
         description="The scanner's id for the scan, matched when its log is imported.",
     )
+    duration_source: Literal["sample", "parquet", "yfinance", "scanner_log"] | None = Field(
+        default=None,
+        description=(
+            "Whose durations to predict: the reference scanner on that market data, or scanner_log"
+            " (the production scanner's logged durations). Default: the configured market data."
+        ),
+    )
 
 
 class PredictionOut(BaseModel):
@@ -41,6 +48,7 @@ class PredictionOut(BaseModel):
     p_empty: float | None = None
     version: str | None = None
     reasons: list[str] = Field(default_factory=list)
+    source: str | None = Field(default=None, description="The duration source a duration is for.")
 
 
 class RiskOut(BaseModel):

@@ -166,19 +166,25 @@ class PredictionService:
 
     # -- predictions -----------------------------------------------------------------------------
 
-    def predict(self, config, conditions: MarketConditions, serving: Serving | None = None) -> dict:
+    def predict(
+        self,
+        config,
+        conditions: MarketConditions,
+        serving: Serving | None = None,
+        duration_source: str | None = None,
+    ) -> dict:
         """Both predictions for ``config``; the same config in the same minute (the conditions are
         cached per minute) under the same champions is the same answer, so it is cached: the
         scanner app's users mostly ask for the same presets."""
         serving = serving or self.serving
         # loaded_at identifies the pair (an id() could be reused by a later pair after a swap).
-        key = (serving.loaded_at, conditions.as_of, config.model_dump_json())
+        key = (serving.loaded_at, conditions.as_of, config.model_dump_json(), duration_source)
         with self._predictions_lock:
             found = self._predictions.get(key)
             if found is not None:
                 self._predictions.move_to_end(key)
                 return found
-        result = serving.predictors.predict(config, conditions)
+        result = serving.predictors.predict(config, conditions, duration_source)
         with self._predictions_lock:
             self._predictions[key] = result
             while len(self._predictions) > 4096:

@@ -44,10 +44,13 @@ from threadpoolctl import threadpool_limits
 from technic_ml.contracts import ScanConfig
 from technic_ml.predictors.conformal import LogConformal, integer_interval, integer_interval_one
 from technic_ml.predictors.features import FeatureSet, feature_set
+from technic_ml.predictors.rated import RatedRegressor
 from technic_ml.predictors.runtime import flatten
 
-MODELS = ("rf", "hgb")
+MODELS = ("rf", "hgb", "rated")
 INTERVALS = ("adaptive", "split")
+#: The feature holding the duration source (``features.SOURCE_CODES``): the rated model's rate key.
+SOURCE_COLUMN = "data_source"
 MIN_TRAIN_ROWS = 30
 MIN_CALIBRATION_ROWS = 20
 HEURISTIC_SECONDS_PER_SYMBOL = 0.1
@@ -71,6 +74,8 @@ class Prediction:
     version: str | None = None
     reasons: tuple[str, ...] = field(default_factory=tuple)
     coverage_verified: float | None = None
+    #: The duration source a duration is for (``features.SOURCES``); None for a count.
+    source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict deep-copies recursively, a third of an API request's cost.
@@ -85,6 +90,7 @@ class Prediction:
             "version": self.version,
             "reasons": list(self.reasons),
             "coverage_verified": self.coverage_verified,
+            "source": self.source,
         }
 
 
@@ -149,8 +155,8 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                 random_state=self.random_state,
                 n_jobs=self.n_jobs,
             )
-        if self.model == "hgb":
-            return HistGradientBoostingRegressor(
+        if self.model in ("hgb", "rated"):
+            hgb = HistGradientBoostingRegressor(
                 loss=self._hgb_loss(),
                 learning_rate=self.learning_rate,
                 max_iter=self.max_iter,
@@ -162,12 +168,20 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                 early_stopping=False,
                 random_state=self.random_state,
             )
+            if self.model == "rated":
+                return RatedRegressor(hgb, columns.index(SOURCE_COLUMN))
+            return hgb
         raise ValueError(f"model: received {self.model!r}; expected one of {list(MODELS)}")
 
     def _validate_params(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model: received {self.model!r}; expected one of {list(MODELS)}")
-        self.features  # noqa: B018 - raises on an unknown feature set
+        columns = self.features.columns  # raises on an unknown feature set
+        if self.model == "rated" and SOURCE_COLUMN not in columns:
+            raise ValueError(
+                f"model: received 'rated' with feature_set {self.feature_set!r} for {self._target};"
+                f" expected a feature set with the {SOURCE_COLUMN!r} column (a rate per source)"
+            )
         if not 0 < self.coverage < 1:
             raise ValueError(
                 f"coverage: received {self.coverage!r}; expected a number strictly between 0 and 1"
@@ -258,17 +272,19 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             start = int(block[0])
             self.estimator_ = self._make_estimator(columns).fit(X[:start], y[:start])
             self._fit_scale(X[:start], y[:start])
-            truths.append(y[block])
-            predictions.append(self.estimator_.predict(X[block]))
-            scale = self._scale(X[block])
-            scales.append(np.ones(len(block)) if scale is None else scale)
+            predicted = self.estimator_.predict(X[block])
+            seen = np.isfinite(predicted)  # False only for a source the rated model has no rate for yet
+            truths.append(y[block][seen])
+            predictions.append(predicted[seen])
+            scale = self._scale(X[block][seen])
+            scales.append(np.ones(int(seen.sum())) if scale is None else scale)
         self.conformal_.fit(np.concatenate(truths), np.concatenate(predictions), np.concatenate(scales))
         n_fit = int(blocks[-1][0])
         self.feature_names_in_ = np.array(columns, dtype=object)
         self.n_features_in_ = len(columns)
         self.feature_range_ = np.vstack([X.min(axis=0), X.max(axis=0)])
         self.n_train_, self.n_calibration_ = n_fit, n_cal
-        self.runtime_ = flatten(self.estimator_)
+        self.runtime_ = flatten(getattr(self.estimator_, "base_", self.estimator_))
         self.scale_runtime_ = None if self.scale_model_ is None else flatten(self.scale_model_)
         self._fit_extra(X[:n_fit], y[:n_fit])
         return self
@@ -366,6 +382,18 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                 self._target, "abstain", None, version=version, reasons=tuple(self.out_of_range(x))
             )
         point = scores[0]
+        if self.model == "rated":
+            code = x[self.estimator_.source_column]
+            rate = self.estimator_.rate(code)
+            if rate != rate:  # NaN: no scan of this source in training or recalibration
+                return Prediction(
+                    self._target,
+                    "abstain",
+                    None,
+                    version=version,
+                    reasons=(f"{SOURCE_COLUMN}={_fmt(code)}: no rate for this source (no scans of it)",),
+                )
+            point *= rate
         scale = 1.0 if self.scale_runtime_ is None else max(scores[1], self.scale_floor_)
         lower, upper = self.conformal_.interval_one(point, scale)
         return self._prediction(x, point, lower, upper, version, coverage_verified, scores)
@@ -400,6 +428,10 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         rows = X[in_range]
         if len(rows):
             point[in_range] = self.runtime_.predict(rows)
+            if self.model == "rated":
+                point[in_range] *= self.estimator_._lookup(
+                    self.estimator_.rates_, rows[:, self.estimator_.source_column]
+                )
             scale = None
             if self.scale_runtime_ is not None:
                 scale = np.maximum(self.scale_runtime_.predict(rows), self.scale_floor_)
@@ -526,6 +558,32 @@ class DurationPredictor(_TreePredictor):
         if y.ndim != 1 or not np.isfinite(y).all() or (y <= 0).any():
             raise ValueError("y: received durations that are not positive finite seconds; expected > 0")
         return y
+
+    def recalibrate(self, X, y) -> DurationPredictor:
+        """Re-estimate the rate of each source in ``X`` from these scans (a ``"rated"`` model only).
+
+        The work function and the interval's band are kept: a new machine, a machine under another
+        load, or a new source needs a few dozen scans, not a new history (see :mod:`.rated`).
+        A source new to the model becomes servable: its code is added to the training range.
+        """
+        check_is_fitted(self)
+        if self.model != "rated":
+            raise ValueError(
+                f"model: received {self.model!r};"
+                " expected 'rated' (only a rated model has rates to recalibrate)"
+            )
+        X = self._check_X(X, fitting=True)
+        updated = self.estimator_.recalibrate(X, self._check_y(y))
+        j = self.estimator_.source_column
+        lo, hi = self.feature_range_
+        lo[j] = min(lo[j], *updated)
+        hi[j] = max(hi[j], *updated)
+        return self
+
+    @property
+    def rates(self) -> dict[float, float]:
+        """Seconds per unit of work by source code (a ``"rated"`` model only; empty otherwise)."""
+        return dict(getattr(self.estimator_, "rates_", {})) if hasattr(self, "estimator_") else {}
 
 
 PREDICTORS = {"count": ResultCountPredictor, "duration": DurationPredictor}

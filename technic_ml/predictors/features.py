@@ -11,8 +11,13 @@ Two families, each for both targets:
 * **enriched**: the seed features plus exact statistics at the previous close
   (:mod:`technic_ml.predictors.universe`): how many symbols pass the cheap filters and the cap,
   how many of them can be rated, how many were rated at or above the threshold, and how many sat
-  within a few points of it. Duration also gets the scan's work (rated symbols x lookback) and the
-  data source it ran on.
+  within a few points of it. Duration also gets the scan's work (rated symbols x lookback) and its
+  **duration source** (``data_source``, coded by ``SOURCE_CODES``).
+
+What a duration is depends on its source (:func:`duration_labels`): for a production scanner's
+log (``scanner_log``) the seconds it logged; for the reference scanner on each kind of market data
+(``sample``, ``parquet``, ``yfinance``) its measured work (:mod:`technic_ml.timing`) x that source's
+rate. A model never sees two sources' durations without the source as an input.
 
 Every feature is computable before the scan runs and point in time: config and market conditions
 are known when the user asks, and universe statistics read only closes up to the session before
@@ -55,8 +60,10 @@ MARKET_FEATURES = (
 TIME_FEATURES = ("time_of_day", "day_of_week", "is_market_hours")
 UNIVERSE_FEATURES = ("n_universe", "n_rated", "prev_count", "prev_share", "n_near")
 TREND_CODES = {"bullish": 1.0, "neutral": 0.0, "bearish": -1.0}
-#: Data sources as numbers (a scan on live yfinance downloads bars; a parquet directory reads a file).
-SOURCE_CODES = {"sample": 0.0, "parquet": 1.0, "yfinance": 2.0}
+#: Duration sources as numbers: the reference scanner on each kind of market data (a scan on live
+#: yfinance downloads bars; a parquet directory reads a file), and a production scanner's own log.
+SOURCE_CODES = {"sample": 0.0, "parquet": 1.0, "yfinance": 2.0, "scanner_log": 3.0}
+SOURCES = tuple(SOURCE_CODES)
 TARGETS = ("count", "duration")
 
 
@@ -101,7 +108,73 @@ def source_code(data_source: str | None) -> float:
     """``"parquet:/data/market"`` -> 1.0; unknown or missing sources are NaN (the model abstains)."""
     if not data_source:
         return float("nan")
-    return SOURCE_CODES.get(str(data_source).split(":", 1)[0], float("nan"))
+    return SOURCE_CODES.get(source_name(data_source), float("nan"))
+
+
+def source_name(data_source: str) -> str:
+    """``"parquet:/data/market"`` -> ``"parquet"``: the duration source a data source names."""
+    return str(data_source).split(":", 1)[0]
+
+
+def duration_sources(frame: pd.DataFrame) -> np.ndarray:
+    """Each history record's duration source (see the module docstring); "" when it has none.
+
+    A production scanner's log (``provenance_source == "scanner_log"``) is its own source, whatever
+    market data it read; a backfilled scan is the reference scanner on its data source's kind.
+    """
+    origin = frame["provenance_source"].to_numpy(dtype=object)
+    data = frame["provenance_data_source"].to_numpy(dtype=object)
+    out = np.empty(len(frame), dtype=object)
+    for i, (o, d) in enumerate(zip(origin, data, strict=True)):
+        if o == "backfill":
+            out[i] = source_name(d) if d else ""
+        else:  # scanner_log, or no provenance: an imported production log
+            out[i] = "scanner_log"
+    return out
+
+
+def duration_labels(
+    frame: pd.DataFrame, sources: np.ndarray
+) -> tuple[np.ndarray, dict[str, float], np.ndarray]:
+    """(duration label per record, rate per reference source, why a record has no label).
+
+    * scanner_log: the logged ``total_seconds``, as the production scanner measured it.
+    * reference scanner, measured by :mod:`technic_ml.timing`: its work (probe units) x the source's
+      rate, the median probe seconds over all of that source's records. The batch-by-batch rate is
+      the machine's momentary speed (it moved 30 % between two batches of one idle run), which no
+      feature of a scan can predict; one rate per source keeps it out of the labels, and the
+      predictor's rate for the source (``rates_``) is re-estimated from its scans.
+    * reference scanner with a single wall-clock reading (scanner 1.2.0 and earlier, no
+      ``timing`` key): no label (NaN), and the reason says so. Its count is still learned.
+    """
+    import json
+
+    total = frame["total_seconds"].to_numpy(np.float64)
+    label = total.copy()
+    why = np.full(len(frame), "", dtype=object)
+    units = np.full(len(frame), np.nan)
+    probes = np.full(len(frame), np.nan)
+    extras = frame["performance_extra"].to_numpy(dtype=object) if "performance_extra" in frame else ()
+    for i, text in enumerate(extras):
+        if sources[i] == "scanner_log":
+            continue
+        extra = json.loads(text) if text else {}
+        if extra.get("timing") and extra.get("work_units") and extra.get("probe_seconds"):
+            units[i], probes[i] = float(extra["work_units"]), float(extra["probe_seconds"])
+        else:
+            why[i] = (
+                "duration is one wall-clock reading (backfilled before scanner timing); re-run the backfill"
+            )
+    if len(extras) == 0:
+        why[sources != "scanner_log"] = "no performance details to read a measured duration from"
+    rates = {}
+    for source in sorted(set(sources[np.isfinite(probes)])):
+        rows = (sources == source) & np.isfinite(probes)
+        rates[source] = float(np.median(probes[rows]))
+        label[rows] = units[rows] * rates[source]
+    reference = sources != "scanner_log"
+    label[reference & ~np.isfinite(units)] = np.nan
+    return label, rates, why
 
 
 @dataclass
@@ -116,6 +189,10 @@ class Dataset:
     dropped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["scan_id", "reason"]))
     has_universe: bool = False
     data_source: str = ""
+    #: Each row's duration source (``SOURCES``); the duration label's meaning depends on it.
+    source: np.ndarray | None = None
+    #: Seconds per probe unit of each reference source (see :func:`duration_labels`).
+    rates: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -144,7 +221,16 @@ class Dataset:
             dropped=self.dropped,
             has_universe=self.has_universe,
             data_source=self.data_source,
+            source=None if self.source is None else self.source[rows],
+            rates=self.rates,
         )
+
+    def for_target(self, target: str) -> Dataset:
+        """The rows with a label for ``target`` (a duration measured as one wall-clock reading has
+        none), time order kept."""
+        y = self.y(target)
+        known = np.isfinite(y)
+        return self if known.all() else self.subset(np.flatnonzero(known))
 
     def fingerprint(self, fs: FeatureSet, target: str) -> str:
         """sha256 of exactly what a model trained on this data saw (feature matrix, target, ids)."""
@@ -254,13 +340,19 @@ def dataset_from_history(frame: pd.DataFrame, universe: UniverseStats | None = N
         features["prev_count"], features["n_near"] = stats[:, 2], stats[:, 3]
         features["prev_share"] = np.where(stats[:, 1] > 0, stats[:, 2] / np.maximum(stats[:, 1], 1), 0.0)
         features["work"] = stats[:, 1] * features["lookback_days"].to_numpy()
-        features["data_source"] = [source_code(s) for s in frame["provenance_data_source"]]
+    sources = duration_sources(frame)
+    features["data_source"] = [SOURCE_CODES.get(s, np.nan) for s in sources]
+    durations, rates, no_duration = duration_labels(frame, sources)
 
     rows_kept = np.flatnonzero(keep)
+    unlabelled = keep & (no_duration != "")
+    if unlabelled.any():
+        reasons = [f"duration predictor only: {r}" for r in no_duration[unlabelled]]
+        dropped.append(pd.DataFrame({"scan_id": frame.loc[unlabelled, "scan_id"], "reason": reasons}))
     return Dataset(
         features=features.iloc[rows_kept].reset_index(drop=True),
         count=frame["result_count"].to_numpy(np.float64)[rows_kept],
-        duration=frame["total_seconds"].to_numpy(np.float64)[rows_kept],
+        duration=durations[rows_kept],
         timestamp=frame["timestamp"].iloc[rows_kept].reset_index(drop=True),
         scan_id=frame["scan_id"].to_numpy()[rows_kept],
         dropped=pd.concat(dropped, ignore_index=True)
@@ -268,6 +360,8 @@ def dataset_from_history(frame: pd.DataFrame, universe: UniverseStats | None = N
         else pd.DataFrame(columns=["scan_id", "reason"]),
         has_universe=universe is not None,
         data_source=universe.panel.source if universe is not None else "",
+        source=sources[rows_kept],
+        rates=rates,
     )
 
 

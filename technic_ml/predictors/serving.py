@@ -13,6 +13,7 @@ both models costs microseconds. What is missing is said, never filled in:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -24,7 +25,7 @@ import numpy as np
 from technic_ml.contracts import MarketConditions, ScanConfig
 from technic_ml.errors import RegistryError
 from technic_ml.predictors.estimators import Prediction, heuristic_duration
-from technic_ml.predictors.features import feature_values, vector
+from technic_ml.predictors.features import SOURCES, feature_values, source_name, vector
 from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
 from technic_ml.predictors.runtime import FusedEnsembles
 from technic_ml.predictors.universe import UniverseStats
@@ -47,6 +48,13 @@ class Loaded:
         folds = (self.manifest.get("validation") or {}).get("per_fold") or []
         values = [f["coverage"] for f in folds if f.get("coverage") is not None]
         return min(values) if values else None
+
+
+def check_source(source: str | None) -> str | None:
+    """``source`` if it names a duration source; a ValueError naming the choices otherwise."""
+    if source is not None and source not in SOURCES:
+        raise ValueError(f"duration_source: received {source!r}; expected one of {list(SOURCES)}")
+    return source
 
 
 class Predictors:
@@ -100,10 +108,21 @@ class Predictors:
     def _needs_universe(self) -> bool:
         return any(m is not None and m.predictor.features.needs_universe for m in (self.count, self.duration))
 
-    def predict(self, config: ScanConfig, conditions: MarketConditions) -> dict[str, Prediction]:
+    def predict(
+        self, config: ScanConfig, conditions: MarketConditions, duration_source: str | None = None
+    ) -> dict[str, Prediction]:
         """Both predictions; the features (universe statistics included) are computed once and both
-        models' trees are walked in one compiled call."""
-        values = feature_values(config, conditions, self.universe if self._needs_universe else None)
+        models' trees are walked in one compiled call.
+
+        ``duration_source`` names whose durations to predict (``features.SOURCES``); None: the
+        reference scanner on the market data the conditions came from (the configured source).
+        """
+        source = check_source(duration_source) or (
+            source_name(conditions.data_source) if conditions.data_source else None
+        )
+        values = feature_values(
+            config, conditions, self.universe if self._needs_universe else None, data_source=source
+        )
         out = {}
         if self._fused is not None:
             fused, layout = self._fused
@@ -130,7 +149,7 @@ class Predictors:
             out["count"] = self.predict_count(config, conditions, values)
         if "duration" not in out:
             out["duration"] = self.predict_duration(config, conditions, values)
-        return {"count": out["count"], "duration": out["duration"]}
+        return {"count": out["count"], "duration": dataclasses.replace(out["duration"], source=source)}
 
     def predict_count(self, config: ScanConfig, conditions: MarketConditions, values=None) -> Prediction:
         if self.count is None:

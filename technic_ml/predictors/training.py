@@ -23,7 +23,7 @@ from technic_ml.errors import MarketDataError, StoreError
 from technic_ml.history import ScanHistoryStore
 from technic_ml.market_data.base import MarketData
 from technic_ml.panel import Panel
-from technic_ml.predictors.features import TARGETS, Dataset, dataset_from_history, feature_set
+from technic_ml.predictors.features import SOURCE_CODES, TARGETS, Dataset, dataset_from_history, feature_set
 from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
 from technic_ml.predictors.universe import UniverseStats
 from technic_ml.predictors.validation import (
@@ -134,6 +134,7 @@ def validate_predictor(
     registry: ModelRegistry | None = None,
 ) -> TargetReport:
     """Backtest every candidate (and the champion's spec) on rolling-origin folds; pick the winner."""
+    data = data.for_target(target)
     return validate_target(
         data,
         target,
@@ -156,6 +157,7 @@ def train_predictor(
     """Refit the candidate validation chose on all rows (the seed-feature fallback when none was)."""
     gates = gates or Gates()
     target = report.target
+    data = data.for_target(target)
     # Nothing validated (too few records): the seed-feature fallback, which needs no market data.
     chosen = next((c for c in candidates if c.name == report.chosen), FALLBACK)
     predictor = chosen.build(target, report.coverage)
@@ -217,6 +219,16 @@ def _manifest(data: Dataset, trained: TrainedTarget, gates: Gates, data_note: st
         },
         "training_data_sha256": data.fingerprint(fs, trained.target),
         "data_source": data.data_source,
+        # Seconds per probe unit of each reference source's labels, and the rated model's own rates
+        # by source (technic_ml.timing, predictors.rated).
+        "label_rates": data.rates if trained.target == "duration" else {},
+        "rates": {
+            name: rates[code]
+            for name, code in SOURCE_CODES.items()
+            if code in (rates := getattr(predictor, "rates", {}))
+        }
+        if trained.target == "duration"
+        else {},
         "data_note": data_note,
         "interval": {"method": "split conformal, log scale", "factor": predictor.conformal_.factor},
         "validation": {
@@ -225,6 +237,7 @@ def _manifest(data: Dataset, trained: TrainedTarget, gates: Gates, data_note: st
             "too_few": report.too_few,
             "pooled": None if chosen is None else chosen.pooled,
             "per_fold": None if chosen is None else chosen.per_fold,
+            "per_source": None if chosen is None else chosen.per_source,
             "gate_failures": None if chosen is None else chosen.gate_failures,
             "vs_champion": None if chosen is None else chosen.vs_champion,
             "gates": dataclasses.asdict(gates),
@@ -247,7 +260,7 @@ def current_champions(registry: ModelRegistry, data: Dataset) -> dict[str, str]:
         manifest = registry.manifest(model, version)
         try:
             fs = feature_set(manifest.get("feature_set", ""), target)
-            if data.fingerprint(fs, target) == manifest.get("training_data_sha256"):
+            if data.for_target(target).fingerprint(fs, target) == manifest.get("training_data_sha256"):
                 current[target] = version
         except ValueError:  # a feature set this data cannot provide
             continue

@@ -77,7 +77,15 @@ DEFAULT_CANDIDATES = (
     Candidate("hgb", "seed"),
     Candidate("rf", "enriched"),
     Candidate("hgb", "enriched"),
+    Candidate("rated", "enriched"),  # duration only: work x a rate per source (predictors.rated)
 )
+
+
+def applies(candidate: Candidate, target: str, has_universe: bool) -> bool:
+    """Whether ``candidate`` can be fitted for ``target`` on data with or without universe features."""
+    if candidate.model == "rated" and target != "duration":
+        return False
+    return has_universe or not feature_set(candidate.feature_set, target).needs_universe
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,8 @@ class ModelResult:
     gate_failures: list[str] = field(default_factory=list)
     #: Why it is worse than the champion on the same folds (None: no champion, or no worse).
     vs_champion: str | None = None
+    #: Pooled metrics per duration source (``features.SOURCES``) over every fold's holdout rows.
+    per_source: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Every holdout row of every fold, columns ``PREDICTION_COLUMNS`` (fold index, actual, point,
     #: lower, upper; NaN bounds without an interval), for the figures of :mod:`.reporting`. Kept in
     #: memory only: manifests and ``frame()`` use ``per_fold`` and ``pooled``. Not compared (arrays).
@@ -273,6 +283,27 @@ def baseline_heuristic(data: Dataset, folds: list[Fold]) -> ModelResult:
     )
 
 
+def per_source(
+    result: ModelResult, data: Dataset, folds: list[Fold], target: str
+) -> dict[str, dict[str, float]]:
+    """``result``'s pooled metrics for each duration source among the holdout rows.
+
+    Rows are stacked fold by fold in each fold's test order, so the sources line up with them.
+    """
+    if data.source is None or result.predictions is None:
+        return {}
+    sources = np.concatenate([data.source[f.test] for f in folds])
+    stacked = result.predictions
+    if len(sources) != len(stacked):
+        return {}
+    out = {}
+    for name in sorted(set(sources)):
+        rows = stacked[sources == name]
+        if len(rows) >= 2:
+            out[str(name)] = _pooled(rows, target)
+    return out
+
+
 def gate_failures(result: ModelResult, target: str, coverage: float, gates: Gates) -> list[str]:
     """The absolute gates a candidate misses (empty: it may be published)."""
     failures = []
@@ -314,9 +345,7 @@ def validate_target(
 ) -> TargetReport:
     """Backtest every candidate, the baselines and the champion on the same folds; pick the winner."""
     gates = gates or Gates()
-    usable = [
-        c for c in candidates if not feature_set(c.feature_set, target).needs_universe or data.has_universe
-    ]
+    usable = [c for c in candidates if applies(c, target, data.has_universe)]
     small = [
         f for f in folds if len(f.test) < gates.min_fold_records or len(f.train) < gates.min_fold_records
     ]
@@ -350,6 +379,7 @@ def validate_target(
         champion_result.name, champion_result.kind = f"champion ({champion.name})", "champion"
         results.append(champion_result)
     for r in results:
+        r.per_source = per_source(r, data, folds, target)
         if r.kind == "candidate":
             r.gate_failures = gate_failures(r, target, coverage, gates)
             r.vs_champion = versus_champion(r, champion_result, gates)
@@ -386,6 +416,16 @@ def markdown(report: TargetReport, gates: Gates) -> str:
             verdict += f" (challenger only: {r.vs_champion})"
         mark = " (chosen)" if r.name == report.chosen else ""
         lines.append(f"| {r.name}{mark} | {r.kind} | " + " | ".join(cells) + f" | {min_cov} | {verdict} |")
+    chosen = next((r for r in report.results if r.name == report.chosen), None)
+    if chosen is not None and chosen.per_source:
+        lines.append(f"\nPer duration source ({chosen.name}, every fold's holdout rows):\n")
+        lines.append("| source | n | mae | r2 | coverage |")
+        lines.append("|---|---|---|---|---|")
+        for name, m in chosen.per_source.items():
+            lines.append(
+                f"| {name} | {int(m.get('n', 0))} | {_cell(m.get('mae'))} | {_cell(m.get('r2'))}"
+                f" | {_cell(m.get('coverage'))} |"
+            )
     return "\n".join(lines)
 
 
