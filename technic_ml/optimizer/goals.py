@@ -7,7 +7,9 @@ A goal is a constrained search, stated in numbers the user can check afterwards:
   coverage inside the range when it can.
 * ``duration_budget_s``: the upper end of the duration interval must be within it. The interval
   holds the truth with probability >= its coverage (verified on held-out folds), so
-  ``P(duration <= budget) >= coverage``.
+  ``P(duration <= budget) >= coverage``. Whether it *binds* is reported per preset
+  (``budget_binds``, ``budget_note``: see :func:`technic_ml.optimizer.optimizer.budget_check`):
+  a 10 s budget over scans predicted to take milliseconds removes nothing and is not a finding.
 * ``max_p_empty``: the empty-result probability a preset may carry.
 * ``max_pass_share``: the largest share of the scanned symbols a preset may expect to return. A
   scan that passes everything it scans is a list of the most liquid names, not a scan: without

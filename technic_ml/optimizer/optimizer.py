@@ -15,6 +15,18 @@ ties fall to the count's margin, then to the grid order (deterministic). The rea
 binding constraint: of the candidates that would have been better on the objective, what
 rejected most of them.
 
+Whether the duration budget means anything is decided per goal (:func:`budget_check`): it *binds*
+only when at least one candidate of that goal's search space has a predicted duration (the upper
+end of its interval; the point where there is no interval) at or above the budget, i.e. the budget
+removed or could remove a candidate. When every candidate is predicted far under it (the reference
+scanner's scans take milliseconds, the budgets are 10 s to 120 s), the suggestion says so
+(``budget_binds=False`` and ``budget_note``) and its reasoning claims no duration bound "within"
+the budget: a budget nothing came near is not a finding. Without a duration model (the seed
+heuristic), when the duration model abstained on every candidate, or for a static preset, nothing
+is known about it: ``budget_binds=None``, with the reason in the note. When the duration
+prediction names the data source it was made for (a ``source`` attribute, if the predictor
+provides one), the note names it.
+
 Without a result-count champion nothing can be predicted: the seed's static preset is returned,
 flagged ``source="static"``, with the reason. :func:`technic_ml.optimizer.analysis.analyze` uses
 the same scoring for one config.
@@ -31,7 +43,7 @@ import numpy as np
 from technic_ml.contracts import MarketConditions, ScanConfig
 from technic_ml.optimizer.goals import DEFAULT_GOALS, Constraints, Goal, resolve_goal, static_preset
 from technic_ml.optimizer.search import Evaluation, SearchSpace, evaluate
-from technic_ml.predictors.estimators import Prediction
+from technic_ml.predictors.estimators import HEURISTIC_SECONDS_PER_SYMBOL, Prediction
 from technic_ml.predictors.serving import Predictors
 
 Source = Literal["model", "static"]
@@ -41,6 +53,29 @@ TIERS = {
     3: "the expected count inside the range, P(empty) over the goal's limit",
     4: "the expected count inside the range, over the duration budget",
 }
+#: Tier 4 as the last resort: no candidate's expected count is inside the range at all.
+LAST_RESORT = "no expected count inside the range: the config likeliest to reach it"
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """Whether a goal's duration budget binds on the candidates searched (see the module docstring).
+
+    ``binds``: True when at least one candidate's predicted duration bound is at or above the
+    budget, False when none is, None when unknown (heuristic durations, the model abstained on
+    every candidate, or no search: a static preset). ``longest_s``: the longest predicted bound
+    among the candidates the duration model predicted; ``over``: how many are at or above the
+    budget; ``predicted``: how many it predicted; ``source``: the data source the durations were
+    predicted for, when the predictor says.
+    """
+
+    binds: bool | None
+    note: str
+    budget_s: float
+    longest_s: float | None = None
+    over: int | None = None
+    predicted: int | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,10 +92,15 @@ class Suggestion:
     searched: int = 0
     feasible: int = 0
     spec: dict[str, Any] = field(default_factory=dict)
+    budget: BudgetCheck | None = None
 
     @property
     def p_empty(self) -> float | None:
         return self.count.p_empty
+
+    @property
+    def budget_binds(self) -> bool | None:
+        return None if self.budget is None else self.budget.binds
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +117,12 @@ class Suggestion:
             "searched": self.searched,
             "feasible": self.feasible,
             "goal_spec": self.spec,
+            # Whether the duration budget binds (None: unknown), in one line, and its evidence.
+            "budget_binds": self.budget_binds,
+            "budget_note": None if self.budget is None else self.budget.note,
+            "duration_longest_s": None if self.budget is None else self.budget.longest_s,
+            "duration_over_budget": None if self.budget is None else self.budget.over,
+            "duration_source": None if self.budget is None else self.budget.source,
         }
 
 
@@ -119,23 +165,25 @@ class Optimizer:
         index, tier, feasible = pick
         config = ev.configs[index]
         predictions = self.predictors.predict(config, market_conditions)
-        flags = [f"compromise: {TIERS[tier]}"] if tier > 1 else []
+        flags = [f"compromise: {tier_text(spec, ev, index, tier)}"] if tier > 1 else []
         if ev.duration_state != "model":
             flags.append("duration not modelled: the seed heuristic, uncalibrated")
         binding = binding_constraint(spec, ev, index, tier)
+        budget = budget_check(spec, ev, chosen=index, source=self._duration_source(predictions["duration"]))
         return Suggestion(
             goal=spec.name,
             source="model",
             config=config,
             count=predictions["count"],
             duration=predictions["duration"],
-            reasoning=tuple(_reasoning(spec, ev, index, tier, binding, predictions)),
+            reasoning=tuple(_reasoning(spec, ev, index, tier, binding, predictions, budget)),
             flags=tuple(flags),
             binding=binding,
             tier=tier,
             searched=len(ev),
             feasible=feasible,
             spec=_spec_dict(spec),
+            budget=budget,
         )
 
     def suggest_all(
@@ -147,9 +195,21 @@ class Optimizer:
             name: self.suggest(name, market_conditions, constraints, evaluation=ev) for name in self.goals
         }
 
+    def _duration_source(self, prediction: Prediction) -> str | None:
+        """The data source the durations were predicted for, when the predictor says (optional)."""
+        found = getattr(prediction, "source", None) or getattr(self.predictors.duration, "source", None)
+        return str(found) if found else None
+
     def _static(self, spec: Goal, conditions: MarketConditions, reason: str) -> Suggestion:
         config = static_preset(spec.name)
         predictions = self.predictors.predict(config, conditions)
+        budget = BudgetCheck(
+            None,
+            f"Duration budget {_seconds(spec.duration_budget_s)} not assessed: no candidates were"
+            " searched (the static preset).",
+            spec.duration_budget_s,
+            source=self._duration_source(predictions["duration"]),
+        )
         return Suggestion(
             goal=spec.name,
             source="static",
@@ -162,6 +222,7 @@ class Optimizer:
             ),
             flags=("static preset: no result-count champion could score the candidates",),
             spec=_spec_dict(spec),
+            budget=budget,
         )
 
 
@@ -246,6 +307,71 @@ def binding_constraint(goal: Goal, ev: Evaluation, index: int, tier: int) -> str
     return f"{reason} ({n} of {len(better)} {_better_word(goal)} candidates)"
 
 
+def tier_text(goal: Goal, ev: Evaluation, index: int, tier: int) -> str:
+    """What the chosen candidate's tier means; tier 4 is also the last resort (nothing in range)."""
+    if tier == 4 and not _masks(goal, ev)["point"][index]:
+        return LAST_RESORT
+    return TIERS[tier]
+
+
+def budget_check(
+    goal: Goal, ev: Evaluation, *, chosen: int | None = None, source: str | None = None
+) -> BudgetCheck:
+    """Whether ``goal``'s duration budget binds on the candidates of ``ev`` (module docstring).
+
+    A candidate's duration is the upper end of its interval, or the point where there is none;
+    candidates the duration model abstained on are not counted (the budget cannot remove what
+    is already out). ``chosen``: the index of the suggested candidate, whose bound the note then
+    compares with a binding budget.
+    """
+    budget = goal.duration_budget_s
+    words = f"Duration budget {_seconds(budget)}"
+    of = f" for scans of source {source!r}" if source else ""
+    if ev.duration_state != "model":
+        return BudgetCheck(
+            None,
+            f"{words} not assessed{of}: no duration model, the candidates' durations are the seed"
+            f" heuristic (max_symbols x {HEURISTIC_SECONDS_PER_SYMBOL} s), not a calibrated prediction.",
+            budget,
+            source=source,
+        )
+    with np.errstate(invalid="ignore"):
+        bound = np.where(np.isfinite(ev.duration_upper), ev.duration_upper, ev.duration)
+        rows = np.asarray(ev.duration_ok, bool) & np.isfinite(bound)
+    predicted = int(rows.sum())
+    if not predicted:
+        return BudgetCheck(
+            None,
+            f"{words} not assessed{of}: the duration model abstained on all {len(ev)} candidates.",
+            budget,
+            predicted=0,
+            source=source,
+        )
+    longest = float(bound[rows].max())
+    over = int((bound[rows] >= budget).sum())
+    missing = len(ev) - predicted
+    unpredicted = f"; {missing} not predicted (outside the duration model's range)" if missing else ""
+    if over:
+        mine = ""
+        if chosen is not None and rows[chosen]:
+            where = "within it" if bound[chosen] <= budget else "over it (a compromise)"
+            mine = f"; the preset's bound, {_seconds(float(bound[chosen]))}, is {where}"
+        note = (
+            f"{words} binds{of}: {over} of {predicted} candidate scans have a predicted duration bound"
+            f" at or above it (longest {_seconds(longest)}){unpredicted}{mine}."
+        )
+    else:
+        chosen_on = (
+            "on results, then on predicted speed" if goal.objective == "fastest" else "on results alone"
+        )
+        note = (
+            f"{words} does not bind{of}: every one of the {predicted} candidate scans is predicted to"
+            f" take at most {_seconds(longest)} (longest upper bound){unpredicted}; the preset is chosen"
+            f" {chosen_on}."
+        )
+    return BudgetCheck(over > 0, note, budget, longest, over, predicted, source)
+
+
 def _better_word(goal: Goal) -> str:
     return {"fastest": "faster", "widest": "wider", "surest": "surer"}[goal.objective]
 
@@ -253,7 +379,7 @@ def _better_word(goal: Goal) -> str:
 # -- words ----------------------------------------------------------------------------------------
 
 
-def _reasoning(goal, ev: Evaluation, index, tier, binding, predictions) -> list[str]:
+def _reasoning(goal, ev: Evaluation, index, tier, binding, predictions, budget: BudgetCheck) -> list[str]:
     low, high = goal.count_range
     coverage = f"{ev.coverage:.0%}" if ev.coverage else "stated"
     objective = {
@@ -261,18 +387,27 @@ def _reasoning(goal, ev: Evaluation, index, tier, binding, predictions) -> list[
         "widest": "the config that scans the most symbols",
         "surest": "the config whose count sits most safely inside the range",
     }[goal.objective]
+    wanted = [
+        f"its {coverage} count interval within {low}-{high} results",
+        f"P(empty) <= {goal.max_p_empty:.0%}",
+        f"at most {goal.max_pass_share:.0%} of the scanned symbols expected to pass",
+    ]
+    # The budget is stated as a condition only where it means something (see budget_check).
+    if budget.binds:
+        wanted.append(f"a {coverage} duration bound within {_seconds(goal.duration_budget_s)}")
+    elif ev.duration_state != "model":
+        wanted.append(f"a seed-heuristic duration (uncalibrated) within {_seconds(goal.duration_budget_s)}")
+    conditions = ", ".join(wanted[:-1]) + ", and " + wanted[-1]
     lines = [
-        f"Goal {goal.name}: {objective} with its {coverage} count interval within {low}-{high} results,"
-        f" P(empty) <= {goal.max_p_empty:.0%}, at most {goal.max_pass_share:.0%} of the scanned symbols"
-        f" expected to pass, and a {coverage} duration bound within {_seconds(goal.duration_budget_s)}"
-        f" (searched {len(ev)} configs).",
+        f"Goal {goal.name}: {objective} with {conditions} (searched {len(ev)} configs).",
         f"Chose {describe_config(ev.configs[index])}: {describe_predictions(predictions)}.",
     ]
     if tier > 1:
-        lines.append(f"No config met every condition; this one has {TIERS[tier]}.")
+        lines.append(f"No config met every condition; this one has {tier_text(goal, ev, index, tier)}.")
     if binding:
         lines.append(f"Binding: {binding}.")
     lines.append(_trade_off(goal, ev, index))
+    lines.append(budget.note)
     return lines
 
 

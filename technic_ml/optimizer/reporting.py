@@ -2,6 +2,11 @@
 
 ``tasks/artifacts.py`` publishes these in the Prefect UI and the CLI prints the same rows, so the
 two always agree.
+
+Each preset's duration budget is shown for what it is (``budget_binds`` and ``budget_note``, see
+:func:`technic_ml.optimizer.optimizer.budget_check`): ``budget binds`` is yes, no, or ``?`` when
+unknown (heuristic durations, the model abstained, a static preset, or a document saved before the
+field existed). Documents saved without these fields are rendered as before.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value * 1e3:.2g} ms" if value < 1 else f"{value:.3g} s"
+
+
+def _binds(value: bool | None) -> str:
+    return "?" if value is None else ("yes" if value else "no")
 
 
 def preset_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -41,6 +50,8 @@ def preset_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
                 "duration": _seconds(duration["value"]),
                 "duration_upper": _seconds(duration.get("upper")),
                 "duration_state": duration["state"],
+                "budget_s": (s.get("goal_spec") or {}).get("duration_budget_s"),
+                "budget_binds": _binds(s.get("budget_binds")),
             }
         )
     return rows
@@ -97,6 +108,9 @@ def presets_markdown(document: dict[str, Any], *, saved: bool | None = None) -> 
     for goal, s in document["presets"].items():
         lines += ["", f"## {goal} ({s['source']})", ""]
         lines += [f"- {line}" for line in s["reasoning"]]
+        note = s.get("budget_note")
+        if note and note not in s["reasoning"]:
+            lines.append(f"- {note}")
         lines += [f"- **{flag}**" for flag in s["flags"]]
     hot = document.get("hot_sectors")
     if hot:

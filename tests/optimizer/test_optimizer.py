@@ -105,6 +105,10 @@ def test_suggestions_from_real_champions_meet_what_they_state(predictors, condit
             assert s.count.p_empty <= goal.max_p_empty
             assert s.duration.upper <= goal.duration_budget_s
         assert s.reasoning[0].startswith(f"Goal {name}:")
+        # The sample's scans (the reference scanner) take milliseconds: no budget of 10 s or more binds,
+        # and the reasoning does not present one as met.
+        assert s.budget_binds is False and s.budget.longest_s < 1, s.budget
+        assert "does not bind" in s.budget.note and "duration bound within" not in s.reasoning[0]
         assert f"{s.config.max_symbols} symbols" in s.reasoning[1]
         json.dumps(s.to_dict(), allow_nan=False)
     # Deep scans at least as many symbols as quick: that is what the two goals trade.

@@ -42,6 +42,17 @@ def test_the_document_carries_its_provenance(document):
     json.dumps(document, allow_nan=False)
 
 
+def test_the_markdown_says_whether_each_budget_binds(document):
+    from technic_ml.optimizer.reporting import preset_rows, presets_markdown
+
+    markdown = presets_markdown(document)
+    for preset in document["presets"].values():
+        assert preset["budget_binds"] is False  # millisecond sample scans against 10-120 s budgets
+        assert preset["budget_note"] in markdown
+    assert "duration bound within" not in markdown
+    assert {r["budget_binds"] for r in preset_rows(document)} == {"no"}
+
+
 def test_the_id_hashes_the_inputs_not_the_clock(predictors, conditions, document):
     again = daily_presets(
         Optimizer(predictors).suggest_all(conditions),
