@@ -123,11 +123,16 @@ def test_backfill_in_two_processes(tmp_path):
     assert ScanHistoryStore(settings.history_path).count() == 80
 
 
-def test_each_batch_write_is_followed_by_untimed_warm_up_scans(tmp_path, market, monkeypatch):
-    # The first scan after a batch write ran 6.5x slow on cold caches; run_plan re-runs the last
-    # scans it already measured (discarded) before timing the next one.
+def test_each_batch_is_timed_in_interleaved_rounds_and_records_carry_the_measurement(
+    tmp_path, market, monkeypatch
+):
+    # Every scan runs timing_runs times, in rounds over its batch (technic_ml.timing); the record's
+    # total_seconds is the measured duration, work x rate, and the record says how it was measured.
+    import json
+
     import technic_ml.backfill as backfill_module
     from technic_ml.scanner import Scanner
+    from technic_ml.timing import TIMING_METHOD
 
     monkeypatch.setattr(backfill_module, "BATCH", 4)
     calls = []
@@ -140,9 +145,15 @@ def test_each_batch_write_is_followed_by_untimed_warm_up_scans(tmp_path, market,
     monkeypatch.setattr(Scanner, "scan", spy)
     small = plan_backfill(START, END, 10, 3, market.universe())
     store = ScanHistoryStore(tmp_path / "history")
-    summary = run_plan(small, market, store)
+    summary = run_plan(small, market, store, timing_runs=2)
     assert summary.ran == summary.added == store.count() == 10
-    # Batches end after scans 4 and 8: three warm-ups each, the scans just measured; none after the last.
-    assert len(calls) == 10 + 3 + 3
-    assert calls[4:7] == calls[1:4] and calls[11:14] == calls[8:11]
+    # Batches of 4, 4 and 2 scans, each run twice in a row over the batch.
+    assert len(calls) == 20
+    assert calls[0:4] == calls[4:8] and calls[8:12] == calls[12:16] and calls[16:18] == calls[18:20]
     assert len(set(calls)) == 10
+    frame = store.frame()
+    for total, text in zip(frame["total_seconds"], frame["performance_extra"], strict=True):
+        extra = json.loads(text)
+        assert extra["timing"] == TIMING_METHOD and extra["timing_runs"] == 2
+        assert total == pytest.approx(extra["work_units"] * extra["probe_seconds"])
+        assert extra["wall_seconds"] > 0

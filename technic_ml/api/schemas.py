@@ -49,6 +49,10 @@ class PredictionOut(BaseModel):
     version: str | None = None
     reasons: list[str] = Field(default_factory=list)
     source: str | None = Field(default=None, description="The duration source a duration is for.")
+    extrapolated: bool = Field(
+        default=False,
+        description="An input lies modestly outside its training range: the interval was widened.",
+    )
 
 
 class RiskOut(BaseModel):

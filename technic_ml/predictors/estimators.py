@@ -18,15 +18,29 @@ Models (``model=``):
   with ``max_symbols``; a duration never falls with ``max_symbols``, ``lookback_days`` or the work.
 
 ``predict_one`` is the serving path: one feature row in, a :class:`Prediction` out, through the
-compiled flat-tree runtime (:mod:`.runtime`). It abstains (no number) when an input is missing or
-outside the range seen in training. When no duration model exists, :func:`heuristic_duration`
-gives the seed's ``max_symbols x 0.1 s`` flagged as a heuristic with no interval.
+compiled flat-tree runtime (:mod:`.runtime`). Against the range each feature had in training
+(:meth:`_TreePredictor.range_check`):
+
+* a **missing** input: abstain (no number), naming it;
+* a **continuous** feature (``EXTRAPOLATABLE``: sizes, thresholds, market levels) above its
+  training maximum or below its minimum by at most ``EXTRAPOLATION_MARGIN`` (10 %) of its training
+  span: predict, flagged ``extrapolated`` with the reason, and the interval's log-scale half-width
+  multiplied by ``1 + overshoot / margin`` (x2 at the margin's edge) for the farthest feature.
+  Trees hold their value beyond the last split, so a modestly larger universe gets the prediction
+  of the largest one seen, and the wider band says how much less is known. Before this rule a
+  later period whose universe had a few more symbols than any training day lost 5.8 % of its
+  predictions to abstention (issue 15);
+* farther out, or a **coded** feature (source, trend, weekday, hour, market hours, numbers of
+  sectors and industries) with a value never seen: abstain.
+
+When no duration model exists, :func:`heuristic_duration` gives the seed's ``max_symbols x 0.1 s``
+flagged as a heuristic with no interval.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numba
@@ -49,6 +63,28 @@ from technic_ml.predictors.runtime import flatten
 
 MODELS = ("rf", "hgb", "rated")
 INTERVALS = ("adaptive", "split")
+#: Continuous features a prediction may extrapolate modestly beyond their training range (above).
+EXTRAPOLATABLE = frozenset(
+    {
+        "max_symbols",
+        "min_tech_rating",
+        "min_dollar_vol",
+        "lookback_days",
+        "volatility",
+        "momentum",
+        "return_5d",
+        "return_20d",
+        "vix_level",
+        "n_universe",
+        "n_rated",
+        "prev_count",
+        "prev_share",
+        "n_near",
+        "work",
+    }
+)
+#: How far beyond its training range (a share of the range's span) a continuous feature may be.
+EXTRAPOLATION_MARGIN = 0.10
 #: The feature holding the duration source (``features.SOURCE_CODES``): the rated model's rate key.
 SOURCE_COLUMN = "data_source"
 MIN_TRAIN_ROWS = 30
@@ -76,6 +112,8 @@ class Prediction:
     coverage_verified: float | None = None
     #: The duration source a duration is for (``features.SOURCES``); None for a count.
     source: str | None = None
+    #: An input lies modestly outside its training range: the interval was widened (see reasons).
+    extrapolated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict deep-copies recursively, a third of an API request's cost.
@@ -91,6 +129,7 @@ class Prediction:
             "reasons": list(self.reasons),
             "coverage_verified": self.coverage_verified,
             "source": self.source,
+            "extrapolated": self.extrapolated,
         }
 
 
@@ -335,6 +374,38 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             lower, upper = self.conformal_.interval(point, self._scale(X))
         return point, lower, upper
 
+    def range_check(self, x: np.ndarray) -> tuple[float | None, list[str]]:
+        """(interval widening factor, reasons) for a row outside the training range.
+
+        The factor is None when the model must abstain (reasons say why); otherwise it is the
+        log-scale half-width multiplier of the farthest extrapolating feature (see the module
+        docstring), and the reasons name every extrapolating feature.
+        """
+        check_is_fitted(self)
+        lo, hi = self.feature_range_
+        abstain, extrapolating, widen = [], [], 1.0
+        for j, name in enumerate(self.feature_names_in_):
+            v = x[j]
+            if not np.isfinite(v):
+                abstain.append(f"{name}: missing")
+                continue
+            if lo[j] <= v <= hi[j]:
+                continue
+            where = f"{name}={_fmt(v)} outside the training range [{_fmt(lo[j])}, {_fmt(hi[j])}]"
+            span = hi[j] - lo[j]
+            overshoot = (lo[j] - v if v < lo[j] else v - hi[j]) / span if span > 0 else math.inf
+            if name in EXTRAPOLATABLE and overshoot <= EXTRAPOLATION_MARGIN:
+                factor = 1 + overshoot / EXTRAPOLATION_MARGIN
+                widen = max(widen, factor)
+                extrapolating.append(
+                    f"extrapolating: {where}, by {overshoot:.1%} of its span; interval widened x{factor:.2f}"
+                )
+            else:
+                abstain.append(where)
+        if abstain:
+            return None, abstain
+        return widen, extrapolating
+
     def out_of_range(self, x: np.ndarray) -> list[str]:
         """Why a row is outside what the model was trained on (empty: inside)."""
         check_is_fitted(self)
@@ -376,11 +447,12 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
     ) -> Prediction:
         """:meth:`predict_one` from the outputs of :meth:`serving_ensembles` on ``x``, computed
         elsewhere (the serving path walks both predictors' ensembles in one compiled call)."""
-        # One compiled test on the fast path; the readable reasons only when it fails (NaN fails).
+        # One compiled test on the fast path; the range rule only when it fails (NaN fails).
+        widen, notes = 1.0, []
         if not _inside(x, *self.feature_range_):
-            return Prediction(
-                self._target, "abstain", None, version=version, reasons=tuple(self.out_of_range(x))
-            )
+            widen, notes = self.range_check(x)
+            if widen is None:
+                return Prediction(self._target, "abstain", None, version=version, reasons=tuple(notes))
         point = scores[0]
         if self.model == "rated":
             code = x[self.estimator_.source_column]
@@ -395,8 +467,11 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                 )
             point *= rate
         scale = 1.0 if self.scale_runtime_ is None else max(scores[1], self.scale_floor_)
-        lower, upper = self.conformal_.interval_one(point, scale)
-        return self._prediction(x, point, lower, upper, version, coverage_verified, scores)
+        lower, upper = self.conformal_.interval_one(point, scale * widen)
+        prediction = self._prediction(x, point, lower, upper, version, coverage_verified, scores)
+        if notes:
+            prediction = replace(prediction, extrapolated=True, reasons=(*prediction.reasons, *notes))
+        return prediction
 
     def _prediction(self, x, point, lower, upper, version, coverage_verified=None, scores=()) -> Prediction:
         return Prediction(
@@ -414,6 +489,7 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         """:meth:`predict_one` for many rows at once, as arrays (the optimizer's path).
 
         ``in_range`` is False where ``predict_one`` would abstain; the other arrays hold NaN there.
+        ``extrapolated`` marks rows predicted under the range rule (intervals widened).
         Same compiled runtime and the same conformal band as ``predict_one`` (tested to agree).
         """
         if not hasattr(self, "runtime_"):
@@ -422,7 +498,12 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X: received shape {X.shape}; expected (n, {self.n_features_in_})")
         lo, hi = self.feature_range_
-        in_range = ((lo <= X) & (hi >= X)).all(axis=1)
+        inside = ((lo <= X) & (hi >= X)).all(axis=1)
+        widen = np.ones(len(X))
+        for i in np.flatnonzero(~inside):  # the range rule, row by row: few rows are outside
+            factor, _ = self.range_check(X[i])
+            widen[i] = np.nan if factor is None else factor
+        in_range = np.isfinite(widen)
         point = np.full(len(X), np.nan)
         lower, upper = point.copy(), point.copy()
         rows = X[in_range]
@@ -432,11 +513,19 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                 point[in_range] *= self.estimator_._lookup(
                     self.estimator_.rates_, rows[:, self.estimator_.source_column]
                 )
-            scale = None
+            scale = np.ones(len(rows))
             if self.scale_runtime_ is not None:
                 scale = np.maximum(self.scale_runtime_.predict(rows), self.scale_floor_)
-            lower[in_range], upper[in_range] = self.conformal_.interval(point[in_range], scale)
-        out = {"in_range": in_range, "point": point, "lower": lower, "upper": upper}
+            lower[in_range], upper[in_range] = self.conformal_.interval(
+                point[in_range], scale * widen[in_range]
+            )
+        out = {
+            "in_range": in_range,
+            "extrapolated": in_range & ~inside,
+            "point": point,
+            "lower": lower,
+            "upper": upper,
+        }
         self._batch_extra(rows, in_range, out)
         return out
 

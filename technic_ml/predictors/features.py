@@ -158,7 +158,7 @@ def duration_labels(
     for i, text in enumerate(extras):
         if sources[i] == "scanner_log":
             continue
-        extra = json.loads(text) if text else {}
+        extra = json.loads(text) if isinstance(text, str) and text else {}
         if extra.get("timing") and extra.get("work_units") and extra.get("probe_seconds"):
             units[i], probes[i] = float(extra["work_units"]), float(extra["probe_seconds"])
         else:

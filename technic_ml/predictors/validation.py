@@ -200,6 +200,7 @@ def _model_fold(predictor, data: Dataset, fold: Fold, target: str) -> tuple[dict
     metrics = regression_report(y_test, point, lower, upper, count=target == "count")
     if target == "count":
         metrics["brier_empty"] = brier(y_test == 0, predictor.predict_p_empty(X_test))
+    metrics.update(serving_shares(predictor, X_test, y_test))
     # In-sample error on the rows the model learned from (not the calibration slice).
     n_fit = predictor.n_train_
     rows = (
@@ -211,6 +212,24 @@ def _model_fold(predictor, data: Dataset, fold: Fold, target: str) -> tuple[dict
     metrics["train_mae"] = float(np.mean(np.abs(predictor.predict(X_fit) - y_train[rows])))
     stacked = np.column_stack([np.full(len(y_test), fold.index), y_test, point, lower, upper])
     return metrics, stacked
+
+
+def serving_shares(predictor, X_test: pd.DataFrame, y_test: np.ndarray) -> dict[str, float]:
+    """How serving would treat the holdout rows under the range rule (``estimators``): the share
+    it abstains on, the share it predicts extrapolating (interval widened), and the coverage of
+    those widened intervals (NaN when no row extrapolates)."""
+    served = predictor.predict_batch(X_test.to_numpy(dtype=np.float64))
+    n = max(len(y_test), 1)
+    extrapolated = served["extrapolated"]
+    coverage = float("nan")
+    if extrapolated.any():
+        y = y_test[extrapolated]
+        coverage = float(((y >= served["lower"][extrapolated]) & (y <= served["upper"][extrapolated])).mean())
+    return {
+        "abstain_share": float((~served["in_range"]).sum() / n),
+        "extrapolated_share": float(extrapolated.sum() / n),
+        "extrapolated_coverage": coverage,
+    }
 
 
 def _pooled(stacked: np.ndarray, target: str, extra: dict[str, float] | None = None) -> dict[str, float]:
@@ -236,6 +255,10 @@ def backtest(
     extra = {}
     if briers:
         extra["brier_empty"] = float(sum(b * n for b, n in briers) / sum(n for _, n in briers))
+    weights = [m["n"] for m in per_fold]
+    if sum(weights) > 0:
+        for key in ("abstain_share", "extrapolated_share"):
+            extra[key] = float(np.average([m[key] for m in per_fold], weights=weights))
     stacked = np.vstack(stacks)
     return ModelResult(
         candidate.name, "candidate", per_fold, _pooled(stacked, target, extra), predictions=stacked
@@ -403,6 +426,7 @@ def markdown(report: TargetReport, gates: Gates) -> str:
     )
     cols = ["mae", "r2", "mape"] + (["q_error_median", "q_error_p90"] if report.target == "count" else [])
     cols += ["coverage", "mean_width"] + (["brier_empty"] if report.target == "count" else [])
+    cols += ["abstain_share", "extrapolated_share"]
     lines.append("\n| model | kind | " + " | ".join(cols) + " | min fold coverage | gates |")
     lines.append("|" + "---|" * (len(cols) + 4))
     for r in report.results:

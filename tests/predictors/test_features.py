@@ -1,5 +1,7 @@
 """Feature sets: names, exactness of the previous-close statistics, point in time, serving = training."""
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,3 +166,60 @@ def test_compiled_universe_counts_equal_the_numpy_definition(seed):
         adv, sector, industry, sectors, industries, min_dv, max_symbols, ratings, min_rating, NEAR_POINTS
     )
     assert tuple(got) == expected
+
+
+def test_duration_labels_per_source():
+    import json
+
+    import pandas as pd
+
+    from technic_ml.predictors.features import duration_labels, duration_sources
+
+    timed = lambda units, probe: json.dumps(  # noqa: E731
+        {
+            "timing": "thread-cpu/probe, median of interleaved runs",
+            "work_units": units,
+            "probe_seconds": probe,
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "provenance_source": ["backfill", "backfill", "backfill", "scanner_log", None, "backfill"],
+            "provenance_data_source": ["sample", "sample", "sample", None, None, "parquet:/data"],
+            "total_seconds": [0.002, 0.004, 0.003, 17.2, 12.0, 0.5],
+            "performance_extra": [
+                timed(2.0, 0.001),
+                timed(3.0, 0.003),
+                None,  # one wall-clock reading, backfilled before scanner timing
+                None,
+                None,
+                timed(4.0, 0.002),
+            ],
+        }
+    )
+    sources = duration_sources(frame)
+    assert sources.tolist() == ["sample", "sample", "sample", "scanner_log", "scanner_log", "parquet"]
+    label, rates, why = duration_labels(frame, sources)
+    # One rate per reference source (the median of its probes), so a batch's momentary speed is
+    # not in the labels; the production log keeps its own seconds; the legacy reading has no label.
+    assert rates == {"parquet": 0.002, "sample": 0.002}
+    assert label[:2].tolist() == [pytest.approx(0.004), pytest.approx(0.006)]
+    assert np.isnan(label[2]) and "wall-clock reading" in why[2]
+    assert label[3:5].tolist() == [17.2, 12.0]
+    assert label[5] == pytest.approx(0.008)
+    assert why[[0, 1, 3, 4, 5]].tolist() == [""] * 5
+
+
+def test_legacy_durations_leave_only_the_duration_predictor(sample_history, sample_market):
+    from technic_ml.predictors.features import dataset_from_history
+    from technic_ml.predictors.universe import UniverseStats
+
+    frame = sample_history.frame().head(400).copy()
+    frame.loc[frame.index[:100], "performance_extra"] = None  # as scanner 1.2.0 wrote them
+    panel = Panel.from_market(sample_market, frame["timestamp"].max(), start=dt.date(2012, 1, 1))
+    data = dataset_from_history(frame, UniverseStats(panel))
+    assert len(data.for_target("count")) == len(data) == 400
+    assert len(data.for_target("duration")) == 300
+    assert np.isfinite(data.for_target("duration").duration).all()
+    legacy = data.dropped["reason"].str.startswith("duration predictor only")
+    assert legacy.sum() == 100
