@@ -18,15 +18,22 @@ so the label is measured differently (:func:`measure`):
 * **Repeated, interleaved**: every scan is timed ``runs`` times, in rounds over a whole batch (scan
   1..n, then 1..n again), so its runs lie seconds apart instead of inside one noisy millisecond;
   the label takes the median of its ratios.
-* **In seconds**: work x the batch's **rate**, the median CPU seconds of all its probes. A label is
-  still a duration in seconds on this machine, at its typical speed during the batch; the record
-  keeps the parts (``work_units``, ``probe_seconds``) and one ``wall_seconds`` reading.
+* **In seconds**: the record's ``total_seconds`` is work x the batch's **rate**, the median CPU
+  seconds of all its probes: a duration in seconds on this machine at its typical speed during the
+  batch. The record keeps the parts (``work_units``, ``probe_seconds``) and one ``wall_seconds``
+  reading. The rate still moves between batches with the machine (30 % between two batches of one
+  idle run), so the predictors learn work x one rate per source
+  (:func:`technic_ml.predictors.features.duration_labels`).
 
-Measured with ``/tmp``-free ``bench/bench_duration_load.py`` (issue 15; 800 sample scans, a
-gradient-boosting model of the scan's symbols, lookback and result count, 5-fold R² of the label):
-one wall-clock reading 0.86 idle and -0.11 with two busy processes; the thread's CPU time, minimum
-of 3 back-to-back runs, 0.91 idle and 0.50 busy; CPU time relative to the probe, median of 7
-interleaved runs, 0.98 idle and 0.95-0.96 busy (3 runs: 0.96 and 0.87-0.91).
+How the choice was made (issue 15, 800 sample scans, a gradient-boosting model of the scan's
+symbols, lookback and result count, 5-fold R² of the label; the probe then was a fixed scan rather
+than the synthetic window): one wall-clock reading 0.86 idle and -0.11 with two busy processes; the
+thread's CPU time, minimum of 3 back-to-back runs, 0.91 idle and 0.50 busy; minimum of 5
+interleaved runs 0.65-0.92, varying from run to run; CPU time relative to the probe, median of 7
+interleaved runs, 0.98 idle and 0.95-0.96 busy (the first 3 of them: 0.96 and 0.87-0.91).
+``tests/test_timing.py`` checks a scan's measured work under a busy loop against the same scan
+without it; ``bench/bench_duration_load.py`` measures the predictors trained on these labels
+with 0, 1 and 2 busy processes.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ Models (``model=``):
   Gamma for durations, both multiplicative) and monotonic constraints where the scanner is
   monotone: a count never rises with ``min_tech_rating`` or ``min_dollar_vol`` and never falls
   with ``max_symbols``; a duration never falls with ``max_symbols``, ``lookback_days`` or the work.
+* ``"rated"`` (duration only, enriched features): the same boosting as the work function of
+  ``duration = work x rate[source]`` (:mod:`.rated`); ``DurationPredictor.recalibrate`` moves a
+  source's rate from a few scans.
 
 ``predict_one`` is the serving path: one feature row in, a :class:`Prediction` out, through the
 compiled flat-tree runtime (:mod:`.runtime`). Against the range each feature had in training
