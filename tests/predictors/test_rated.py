@@ -129,3 +129,40 @@ def test_recalibration_refuses_bad_durations():
     with pytest.raises(ValueError, match="positive finite seconds"):
         model.recalibrate(X.iloc[:50], bad)
     assert isinstance(pd.Series(model.rates), pd.Series)  # unchanged and still readable
+
+
+def test_a_rated_model_round_trips_through_the_registry_and_serves_both_sources(tmp_path):
+    from technic_ml.predictors.registry import ModelRegistry
+
+    X, y, ts, _ = two_sources(n=800)
+    model = DurationPredictor(model="rated", feature_set="enriched", max_iter=50).fit(X, y, timestamps=ts)
+    registry = ModelRegistry(tmp_path / "models")
+    manifest = {"features": [str(f) for f in model.feature_names_in_], "params": model.get_params()}
+    version = registry.publish("duration", model, manifest).version
+    loaded, _ = registry.load("duration", version)
+    assert loaded.rates == model.rates
+    rows = X.to_numpy(dtype=float)[-20:]
+    assert [loaded.predict_one(r).value for r in rows] == [model.predict_one(r).value for r in rows]
+
+
+def test_serving_names_the_source_and_defaults_to_the_configured_one(sample_market):
+    import datetime as dt
+
+    from technic_ml.contracts import ScanConfig
+    from technic_ml.market_conditions import snapshot_market
+    from technic_ml.nyse import NY
+    from technic_ml.predictors.serving import Loaded, Predictors, universe_at
+
+    X, y, ts, _ = two_sources()
+    model = DurationPredictor(model="rated", feature_set="enriched").fit(X, y, timestamps=ts)
+    when = dt.datetime(2018, 6, 12, 15, 0, tzinfo=NY)
+    conditions = snapshot_market(sample_market, when)
+    predictors = Predictors(None, Loaded(model, {"version": "v1"}), universe_at(sample_market, when))
+    config = ScanConfig(max_symbols=150, min_tech_rating=50, min_dollar_vol=1e6, lookback_days=60)
+    default = predictors.predict(config, conditions)["duration"]
+    production = predictors.predict(config, conditions, "scanner_log")["duration"]
+    assert default.source == "sample" and production.source == "scanner_log"  # the sample market's
+    assert default.state == production.state == "model"
+    assert production.value / default.value == pytest.approx(model.rates[LOG] / model.rates[SAMPLE])
+    with pytest.raises(ValueError, match="duration_source: received 'nasdaq'; expected one of"):
+        predictors.predict(config, conditions, "nasdaq")
