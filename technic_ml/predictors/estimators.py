@@ -363,6 +363,12 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             return None
         return np.maximum(self.scale_model_.predict(X), self.scale_floor_)
 
+    def _band(self, X: np.ndarray) -> np.ndarray | None:
+        """Per-row band factors of a rated model's recalibrated sources (None: no model has any)."""
+        if self.model != "rated" or not getattr(self.estimator_, "bands_", None):
+            return None
+        return self.estimator_.bands(X[:, self.estimator_.source_column])
+
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self)
         with self._threads():
@@ -374,7 +380,11 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         X = self._check_X(X, fitting=False)
         with self._threads():
             point = self.estimator_.predict(X)
-            lower, upper = self.conformal_.interval(point, self._scale(X))
+            scale = self._scale(X)
+            band = self._band(X)
+            if band is not None:
+                scale = band if scale is None else scale * band
+            lower, upper = self.conformal_.interval(point, scale)
         return point, lower, upper
 
     def range_check(self, x: np.ndarray) -> tuple[float | None, list[str]]:
@@ -470,6 +480,8 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                 )
             point *= rate
         scale = 1.0 if self.scale_runtime_ is None else max(scores[1], self.scale_floor_)
+        if self.model == "rated":
+            scale *= self.estimator_.band(x[self.estimator_.source_column])
         lower, upper = self.conformal_.interval_one(point, scale * widen)
         prediction = self._prediction(x, point, lower, upper, version, coverage_verified, scores)
         if notes:
@@ -519,6 +531,9 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             scale = np.ones(len(rows))
             if self.scale_runtime_ is not None:
                 scale = np.maximum(self.scale_runtime_.predict(rows), self.scale_floor_)
+            band = self._band(rows)
+            if band is not None:
+                scale = scale * band
             lower[in_range], upper[in_range] = self.conformal_.interval(
                 point[in_range], scale * widen[in_range]
             )
@@ -665,12 +680,40 @@ class DurationPredictor(_TreePredictor):
                 " expected 'rated' (only a rated model has rates to recalibrate)"
             )
         X = self._check_X(X, fitting=True)
-        updated = self.estimator_.recalibrate(X, self._check_y(y))
+        y = self._check_y(y)
+        updated = self.estimator_.recalibrate(X, y)
+        self._recalibrate_band(X, y)
         j = self.estimator_.source_column
         lo, hi = self.feature_range_
         lo[j] = min(lo[j], *updated)
         hi[j] = max(hi[j], *updated)
         return self
+
+    def _recalibrate_band(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Widen a recalibrated source's band when its scans vary more than the training rows did.
+
+        Each scan's error is scored as in calibration (log error over the difficulty scale) against
+        the rate estimated from the *other* scans of its source (leave one out, so no scan grades
+        its own rate); the conformal rank of those scores over the global quantile is the source's
+        factor, never below 1: a few dozen scans can show that a machine under more load is
+        noisier, but are too few to trust a narrower band.
+        """
+        source = X[:, self.estimator_.source_column]
+        work = self.estimator_.work(X)
+        scale = self._scale(X)
+        scale = np.ones(len(y)) if scale is None else scale
+        for code in np.unique(source):
+            rows = np.flatnonzero(source == code)
+            k = math.ceil((len(rows) + 1) * self.coverage - 1e-9)
+            if k > len(rows):  # too few scans for a band at this coverage: keep the trained one
+                continue
+            log_ratio = np.log(y[rows]) - np.log(work[rows])
+            scores = np.empty(len(rows))
+            for i in range(len(rows)):
+                rate = np.median(np.delete(log_ratio, i))
+                scores[i] = abs(log_ratio[i] - rate) / scale[rows[i]]
+            factor = float(np.sort(scores)[k - 1]) / self.conformal_.quantile_
+            self.estimator_.bands_[float(code)] = max(1.0, factor)
 
     @property
     def rates(self) -> dict[float, float]:

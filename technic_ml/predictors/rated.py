@@ -52,6 +52,7 @@ class RatedRegressor:
         self.base_ = base
         self.rates_ = rates
         self.n_scans_ = {float(c): int(np.sum(source == c)) for c in codes}
+        self.bands_ = {}  # source code -> interval band factor set by recalibration (1 otherwise)
         return self
 
     @staticmethod
@@ -61,6 +62,13 @@ class RatedRegressor:
     def rate(self, code: float) -> float:
         """Seconds per unit of work for the source coded ``code`` (NaN: never seen)."""
         return self.rates_.get(float(code), float("nan"))
+
+    def band(self, code: float) -> float:
+        """The interval band factor of a source (1 unless recalibration widened it)."""
+        return getattr(self, "bands_", {}).get(float(code), 1.0)
+
+    def bands(self, source: np.ndarray) -> np.ndarray:
+        return np.array([self.band(c) for c in source])
 
     def work(self, X) -> np.ndarray:
         return self.base_.predict(self._blank(X))

@@ -166,3 +166,25 @@ def test_serving_names_the_source_and_defaults_to_the_configured_one(sample_mark
     assert production.value / default.value == pytest.approx(model.rates[LOG] / model.rates[SAMPLE])
     with pytest.raises(ValueError, match="duration_source: received 'nasdaq'; expected one of"):
         predictors.predict(config, conditions, "nasdaq")
+
+
+def test_recalibration_widens_the_band_of_a_noisier_source_never_narrows_it():
+    X, y, ts = table("duration", "enriched", n=1500, seed=3)  # log noise sd 0.1
+    X = X.copy()
+    X["data_source"] = SAMPLE
+    model = DurationPredictor(model="rated", feature_set="enriched").fit(X, y, timestamps=ts)
+    new_X, new_y, _ = table("duration", "enriched", n=1000, seed=6)
+    new_X = new_X.copy()
+    new_X["data_source"] = SAMPLE
+    noisy = new_y * 2.0 * np.exp(np.random.default_rng(7).normal(0, 0.3, len(new_y)))  # 3x the noise
+    model.recalibrate(new_X.iloc[:50], noisy[:50])
+    assert model.estimator_.band(SAMPLE) > 1.5
+    _, lower, upper = model.predict_interval(new_X.iloc[50:])
+    truth = noisy[50:]
+    assert ((truth >= lower) & (truth <= upper)).mean() >= 0.85
+    one = model.predict_one(new_X.iloc[60].to_numpy(dtype=float))
+    assert (one.lower, one.upper) == pytest.approx((lower[10], upper[10]))
+    # A quieter machine keeps the trained band: 50 scans are too few to trust a narrower one.
+    quiet = DurationPredictor(model="rated", feature_set="enriched").fit(X, y, timestamps=ts)
+    quiet.recalibrate(new_X.iloc[:50], new_y[:50])
+    assert quiet.estimator_.band(SAMPLE) >= 1.0
