@@ -554,6 +554,8 @@ def _training(source, market_dir, coverage, folds, test_start, test_end):
     )
     for reason, n in data.dropped["reason"].value_counts().items() if len(data.dropped) else []:
         out.print(f"  left out: {n} x {reason}", markup=False, highlight=False, soft_wrap=True)
+    for reason, n in data.no_duration["reason"].value_counts().items() if len(data.no_duration) else []:
+        out.print(f"  count only, no duration: {n} x {reason}", markup=False, highlight=False, soft_wrap=True)
     plan = FoldPlan(n_folds=folds, test_start=test_period[0], test_end=test_period[1])
     with err.status("validating candidates on rolling-origin folds..."):
         run = train_predictors(data, coverage=coverage, folds=plan, registry=_registry(), data_note=note)

@@ -193,6 +193,8 @@ class Dataset:
     source: np.ndarray | None = None
     #: Seconds per probe unit of each reference source (see :func:`duration_labels`).
     rates: dict[str, float] = field(default_factory=dict)
+    #: Rows kept for the count but without a duration label, with the reason (``for_target``).
+    no_duration: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["scan_id", "reason"]))
 
     def __len__(self) -> int:
         return len(self.features)
@@ -223,6 +225,7 @@ class Dataset:
             data_source=self.data_source,
             source=None if self.source is None else self.source[rows],
             rates=self.rates,
+            no_duration=self.no_duration,
         )
 
     def for_target(self, target: str) -> Dataset:
@@ -346,9 +349,9 @@ def dataset_from_history(frame: pd.DataFrame, universe: UniverseStats | None = N
 
     rows_kept = np.flatnonzero(keep)
     unlabelled = keep & (no_duration != "")
-    if unlabelled.any():
-        reasons = [f"duration predictor only: {r}" for r in no_duration[unlabelled]]
-        dropped.append(pd.DataFrame({"scan_id": frame.loc[unlabelled, "scan_id"], "reason": reasons}))
+    no_label = pd.DataFrame(
+        {"scan_id": frame.loc[unlabelled, "scan_id"].to_numpy(), "reason": no_duration[unlabelled]}
+    )
     return Dataset(
         features=features.iloc[rows_kept].reset_index(drop=True),
         count=frame["result_count"].to_numpy(np.float64)[rows_kept],
@@ -362,6 +365,7 @@ def dataset_from_history(frame: pd.DataFrame, universe: UniverseStats | None = N
         data_source=universe.panel.source if universe is not None else "",
         source=sources[rows_kept],
         rates=rates,
+        no_duration=no_label,
     )
 
 

@@ -69,6 +69,13 @@ def load_training_data(store: ScanHistoryStore, market: MarketData | None) -> tu
             note = f"{market.source} cannot serve the history's dates ({exc}): seed features only"
             log.warning("enriched features unavailable: %s", note)
     data = dataset_from_history(frame, universe)
+    if len(data.no_duration):
+        log.warning(
+            "%d of %d history records have no duration label and train only the count predictor: %s",
+            len(data.no_duration),
+            len(frame),
+            "; ".join(f"{n} x {r}" for r, n in data.no_duration["reason"].value_counts().items()),
+        )
     if len(data.dropped):
         log.warning(
             "%d of %d history records left out of training: %s",

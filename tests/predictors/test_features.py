@@ -221,5 +221,6 @@ def test_legacy_durations_leave_only_the_duration_predictor(sample_history, samp
     assert len(data.for_target("count")) == len(data) == 400
     assert len(data.for_target("duration")) == 300
     assert np.isfinite(data.for_target("duration").duration).all()
-    legacy = data.dropped["reason"].str.startswith("duration predictor only")
-    assert legacy.sum() == 100
+    assert len(data.dropped) == 0
+    assert len(data.no_duration) == 100
+    assert data.no_duration["reason"].str.contains("one wall-clock reading").all()
