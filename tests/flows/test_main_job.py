@@ -26,13 +26,12 @@ def test_main_job_runs_the_chain_offline_and_a_rerun_keeps_everything(tmp_path):
     assert summary["backfill"]["added"] == summary["backfill"]["planned"] == 3000
     count = summary["predictors"]["count"]
     assert count["champion"] and count["r2"] > 0.9 and count["min_fold_coverage"] > 0.8
-    # The sample's millisecond durations are mostly machine noise: duration fails its R² gate and
-    # the run says so instead of publishing it.
+    # Both predictors, every time (issue 15): the duration labels are measured against a probe
+    # (technic_ml.timing), so the sample's millisecond scans are learnable on a busy machine too.
     training = summary["train_predictors"]
-    assert training["state"] in ("Completed", "Failed")
-    if training["state"] == "Failed":
-        assert "duration" in training["message"] and "gates failed" in training["message"]
-        assert "train-predictors Failed" in first.output
+    assert training["state"] == "Completed", training["message"]
+    duration = summary["predictors"]["duration"]
+    assert duration["champion"] and duration["r2"] > 0.7 and duration["min_fold_coverage"] >= 0.87
     for path in summary["outputs"].values():
         assert path.startswith(str(root))
     presets = summary["presets"]
@@ -49,5 +48,6 @@ def test_main_job_runs_the_chain_offline_and_a_rerun_keeps_everything(tmp_path):
     assert again["backfill"]["added"] == 0 and again["backfill"]["already_stored"] == 3000
     assert again["history_records"] == 3000
     assert again["predictors"]["count"]["champion"] == count["champion"]
+    assert again["predictors"]["duration"]["champion"] == duration["champion"]
     # Same snapshot, same champions: the same presets, recognised and not saved twice.
     assert again["presets"]["presets_id"] == presets["presets_id"] and again["presets"]["saved"] is False
