@@ -258,6 +258,11 @@ USAGE_ERRORS = [
         ["trigger", "train-predictors", "--param", "n_folds"],
         "error: --param: received 'n_folds'; expected key=value",
     ),
+    (
+        ["predict", "--duration-source", "nasdaq"],
+        "error: --duration-source: duration_source: received 'nasdaq';"
+        " expected one of ['sample', 'parquet', 'yfinance', 'scanner_log']",
+    ),
 ]
 
 

@@ -265,3 +265,14 @@ def test_other_methods_on_the_fast_path_go_through_the_router(client):
 def test_a_config_with_a_huge_integer_in_an_extra_field_is_served(client):
     r = client.post("/scan/predict", json={"config": {**CONFIG, "note": 2**70}, "as_of": AS_OF})
     assert r.status_code == 200, r.text
+
+
+def test_a_duration_names_its_source_and_one_never_trained_on_abstains(client):
+    default = client.post("/scan/predict", json={"config": CONFIG, "as_of": AS_OF}).json()["duration"]
+    assert default["source"] == "sample" and default["state"] == "model"  # the configured market data
+    body = {"config": CONFIG, "as_of": AS_OF, "duration_source": "scanner_log"}
+    logged = client.post("/scan/predict", json=body).json()["duration"]
+    assert logged["source"] == "scanner_log" and logged["state"] == "abstain" and logged["value"] is None
+    assert any("data_source=3 outside the training range" in r for r in logged["reasons"])
+    bad = client.post("/scan/predict", json={**body, "duration_source": "nasdaq"})
+    assert bad.status_code == 422 and "duration_source" in bad.text
