@@ -101,7 +101,8 @@ def _print_summary(summary: dict) -> None:
             escape(str(p.get("chosen"))),
             f"{p['mae']:.4g} (< {gates.get(f'{target}_mae_max')})",
             f"{p['r2']:.3f} (> {gates.get(f'{target}_r2_min')})",
-            f"{p['min_fold_coverage']:.1%} (>= {floor:.0%} of {p['stated_coverage']:.0%})",
+            f"{p['min_fold_coverage']:.1%} (>= {floor:.0%} of {p['stated_coverage']:.0%},"
+            " less on a small fold)",
         )
     out.print(table)
     t = summary["train_predictors"]

@@ -58,7 +58,7 @@ def validation_figure_png(
     """PNG of one validated model: predicted vs actual per fold (left), coverage per fold (right).
 
     ``name`` picks a result of the report (default: the chosen candidate). The gate floor drawn
-    under the coverage bars is the stated coverage minus ``gates.coverage_tolerance``; pass the
+    under the coverage bars is each fold's floor (``Gates.coverage_floor``); pass the
     run's gates (``TrainingRun.gates``) when they differ from the defaults, since a report does not
     record them. Raises ValueError when the report has no such result or no holdout predictions
     (too few records to validate).
@@ -171,13 +171,18 @@ def _coverage_panel(ax, per_fold: list[dict], report: TargetReport, gates: Gates
     for x, v in zip(positions, heights, strict=True):
         ax.text(x, v, f"{v:.1%}", ha="center", va="bottom", fontsize="small")
     ax.axhline(report.coverage, color="black", linewidth=1, label=f"stated coverage {report.coverage:.0%}")
-    ax.axhline(
-        floor,
+    # Each fold's own floor: lower than stated - tolerance on a fold too small to measure that.
+    floors = [gates.coverage_floor(report.coverage, m.get("n")) for m in per_fold][: len(heights)]
+    ax.hlines(
+        floors,
+        positions - 0.4,
+        positions + 0.4,
         color="tab:red",
         linewidth=1,
         linestyle="--",
-        label=f"gate floor {floor:.0%} (stated - {gates.coverage_tolerance:g})",
+        label=f"gate floor (stated - max({gates.coverage_tolerance:g}, {gates.coverage_z:g} binomial SE))",
     )
+    floor = min([floor, *floors])
     ax.set_xticks(positions, labels[: len(heights)], fontsize="small")
     low = min([*heights, floor])
     ax.set_ylim(max(0.0, low - 0.1), 1.12)  # headroom above 100% for the legend

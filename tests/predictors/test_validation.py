@@ -56,9 +56,9 @@ def test_folds_refuse_shuffled_times():
         rolling_origin_folds(_times(10).sample(frac=1, random_state=0))
 
 
-def _result(mae, r2, coverages, train_maes):
+def _result(mae, r2, coverages, train_maes, n=5000):
     per_fold = [
-        {"mae": mae, "r2": r2, "coverage": c, "train_mae": t}
+        {"mae": mae, "r2": r2, "coverage": c, "train_mae": t, "n": n}
         for c, t in zip(coverages, train_maes, strict=True)
     ]
     return ModelResult("m", "candidate", per_fold, {"mae": mae, "r2": r2})
@@ -79,6 +79,24 @@ def test_count_gates(result, expected):
     assert len(failures) == len(expected)
     for failure, prefix in zip(failures, expected, strict=True):
         assert failure.startswith(prefix)
+
+
+@pytest.mark.parametrize(
+    ("n", "coverage", "passes"),
+    [
+        (5000, 0.871, True),  # large folds: the fixed 3-point tolerance
+        (5000, 0.869, False),
+        (300, 0.861, True),  # 2.33 standard errors of 300 rows: 4.0 points
+        (300, 0.859, False),
+        (50, 0.802, True),  # 9.9 points
+        (50, 0.79, False),
+    ],
+)
+def test_the_coverage_floor_widens_on_small_folds(n, coverage, passes):
+    # A calibrated 90 % interval on 300 rows lands below 87 % about 4 % of the time.
+    failures = gate_failures(_result(5.0, 0.9, [coverage], [4.0], n=n), "count", 0.9, Gates())
+    assert (not failures) is passes, failures
+    assert Gates(coverage_z=0).coverage_floor(0.9, 300) == pytest.approx(0.87)
 
 
 def test_champion_comparison_uses_the_same_folds_metric():
