@@ -31,7 +31,9 @@ def test_main_job_runs_the_chain_offline_and_a_rerun_keeps_everything(tmp_path):
     training = summary["train_predictors"]
     assert training["state"] == "Completed", training["message"]
     duration = summary["predictors"]["duration"]
-    assert duration["champion"] and duration["r2"] > 0.7 and duration["min_fold_coverage"] >= 0.87
+    # Published means it passed its gates; the coverage floor of a ~300-row fold is 86.0 %
+    # (Gates.coverage_floor), so this checks the figure is sane, not the gate again.
+    assert duration["champion"] and duration["r2"] > 0.7 and duration["min_fold_coverage"] >= 0.85
     for path in summary["outputs"].values():
         assert path.startswith(str(root))
     presets = summary["presets"]
