@@ -518,16 +518,18 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         for i in np.flatnonzero(~inside):  # the range rule, row by row: few rows are outside
             factor, _ = self.range_check(X[i])
             widen[i] = np.nan if factor is None else factor
+        rate = None
+        if self.model == "rated":  # a source with no rate abstains, as in predict_one
+            rate = self.estimator_.rates_for(self.estimator_.rates_, X[:, self.estimator_.source_column])
+            widen[~np.isfinite(rate)] = np.nan
         in_range = np.isfinite(widen)
         point = np.full(len(X), np.nan)
         lower, upper = point.copy(), point.copy()
         rows = X[in_range]
         if len(rows):
             point[in_range] = self.runtime_.predict(rows)
-            if self.model == "rated":
-                point[in_range] *= self.estimator_._lookup(
-                    self.estimator_.rates_, rows[:, self.estimator_.source_column]
-                )
+            if rate is not None:
+                point[in_range] *= rate[in_range]
             scale = np.ones(len(rows))
             if self.scale_runtime_ is not None:
                 scale = np.maximum(self.scale_runtime_.predict(rows), self.scale_floor_)

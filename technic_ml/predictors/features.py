@@ -28,6 +28,7 @@ the scan's last bar. :func:`dataset_from_history` builds the training matrix fro
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,10 +146,9 @@ def duration_labels(
       feature of a scan can predict; one rate per source keeps it out of the labels, and the
       predictor's rate for the source (``rates_``) is re-estimated from its scans.
     * reference scanner with a single wall-clock reading (scanner 1.2.0 and earlier, no
-      ``timing`` key): no label (NaN), and the reason says so. Its count is still learned.
+      ``timing`` key), or on a data source that names no duration source: no label (NaN), and the
+      reason says so. Its count is still learned.
     """
-    import json
-
     total = frame["total_seconds"].to_numpy(np.float64)
     label = total.copy()
     why = np.full(len(frame), "", dtype=object)
@@ -157,6 +157,9 @@ def duration_labels(
     extras = frame["performance_extra"].to_numpy(dtype=object) if "performance_extra" in frame else ()
     for i, text in enumerate(extras):
         if sources[i] == "scanner_log":
+            continue
+        if sources[i] not in SOURCE_CODES:  # the model could not be told which scale it is
+            why[i] = f"unknown duration source {sources[i]!r} (backfilled data source not in {list(SOURCES)})"
             continue
         extra = json.loads(text) if isinstance(text, str) and text else {}
         if extra.get("timing") and extra.get("work_units") and extra.get("probe_seconds"):

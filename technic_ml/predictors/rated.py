@@ -46,7 +46,7 @@ class RatedRegressor:
         scale = rates[float(codes[np.argmax([np.sum(source == c) for c in codes])])]
         rates = {c: r / scale for c, r in rates.items()}  # the most common source starts at 1
         for _ in range(ROUNDS):
-            base = clone(self.base).fit(blank, y / self._lookup(rates, source))
+            base = clone(self.base).fit(blank, y / self.rates_for(rates, source))
             log_ratio = np.log(y) - np.log(base.predict(blank))
             rates = {float(c): float(np.exp(np.median(log_ratio[source == c]))) for c in codes}
         self.base_ = base
@@ -56,7 +56,7 @@ class RatedRegressor:
         return self
 
     @staticmethod
-    def _lookup(rates: dict[float, float], source: np.ndarray) -> np.ndarray:
+    def rates_for(rates: dict[float, float], source: np.ndarray) -> np.ndarray:
         return np.array([rates.get(float(c), np.nan) for c in source])
 
     def rate(self, code: float) -> float:
@@ -75,7 +75,7 @@ class RatedRegressor:
 
     def predict(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
-        return self.work(X) * self._lookup(self.rates_, X[:, self.source_column])
+        return self.work(X) * self.rates_for(self.rates_, X[:, self.source_column])
 
     def recalibrate(self, X, y) -> dict[float, float]:
         """Re-estimate the rate of every source in ``X`` from these scans alone; the new rates."""

@@ -184,9 +184,17 @@ def test_duration_labels_per_source():
     )
     frame = pd.DataFrame(
         {
-            "provenance_source": ["backfill", "backfill", "backfill", "scanner_log", None, "backfill"],
-            "provenance_data_source": ["sample", "sample", "sample", None, None, "parquet:/data"],
-            "total_seconds": [0.002, 0.004, 0.003, 17.2, 12.0, 0.5],
+            "provenance_source": [
+                "backfill",
+                "backfill",
+                "backfill",
+                "scanner_log",
+                None,
+                "backfill",
+                "backfill",
+            ],
+            "provenance_data_source": ["sample", "sample", "sample", None, None, "parquet:/data", "csv:/x"],
+            "total_seconds": [0.002, 0.004, 0.003, 17.2, 12.0, 0.5, 0.002],
             "performance_extra": [
                 timed(2.0, 0.001),
                 timed(3.0, 0.003),
@@ -194,11 +202,12 @@ def test_duration_labels_per_source():
                 None,
                 None,
                 timed(4.0, 0.002),
+                timed(1.0, 0.002),  # a data source that names no duration source
             ],
         }
     )
     sources = duration_sources(frame)
-    assert sources.tolist() == ["sample", "sample", "sample", "scanner_log", "scanner_log", "parquet"]
+    assert sources.tolist() == ["sample", "sample", "sample", "scanner_log", "scanner_log", "parquet", "csv"]
     label, rates, why = duration_labels(frame, sources)
     # One rate per reference source (the median of its probes), so a batch's momentary speed is
     # not in the labels; the production log keeps its own seconds; the legacy reading has no label.
@@ -208,6 +217,7 @@ def test_duration_labels_per_source():
     assert label[3:5].tolist() == [17.2, 12.0]
     assert label[5] == pytest.approx(0.008)
     assert why[[0, 1, 3, 4, 5]].tolist() == [""] * 5
+    assert np.isnan(label[6]) and "unknown duration source 'csv'" in why[6]
 
 
 def test_legacy_durations_leave_only_the_duration_predictor(sample_history, sample_market):

@@ -188,3 +188,14 @@ def test_recalibration_widens_the_band_of_a_noisier_source_never_narrows_it():
     quiet = DurationPredictor(model="rated", feature_set="enriched").fit(X, y, timestamps=ts)
     quiet.recalibrate(new_X.iloc[:50], new_y[:50])
     assert quiet.estimator_.band(SAMPLE) >= 1.0
+
+
+def test_batch_abstains_where_a_source_has_no_rate_like_predict_one():
+    X, y, ts, _ = two_sources(n=800)
+    model = DurationPredictor(model="rated", feature_set="enriched", max_iter=50).fit(X, y, timestamps=ts)
+    rows = X.to_numpy(dtype=float)[-4:].copy()
+    rows[1, list(X.columns).index("data_source")] = SOURCE_CODES["parquet"]  # in range, no rate
+    out = model.predict_batch(rows)
+    assert out["in_range"].tolist() == [model.predict_one(r).state == "model" for r in rows]
+    assert out["in_range"].tolist() == [True, False, True, True]
+    assert np.isnan(out["point"][1]) and np.isfinite(out["point"][[0, 2, 3]]).all()
