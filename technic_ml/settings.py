@@ -87,6 +87,34 @@ class TechnicSettings(BaseSettings):
     presets_dir: Path | None = Field(
         default=None, description="Daily presets and their history; defaults to <data_root>/presets."
     )
+    # The model monitor (technic_ml.monitor, the model-monitor flow): when a model is degraded.
+    monitor_window: int = Field(default=200, ge=1, description="Outcomes per model the monitor judges.")
+    monitor_min_outcomes: int = Field(
+        default=50, ge=1, description="Fewer outcomes than this: figures shown, no verdict."
+    )
+    monitor_mae_ratio_max: float = Field(
+        default=1.5, gt=0, description="Live MAE above this multiple of the validated MAE is degraded."
+    )
+    monitor_abstain_max: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="A larger share of abstentions among recent predictions is degraded.",
+    )
+    monitor_psi_max: float = Field(
+        default=0.25, gt=0, description="Input drift: PSI beyond sampling noise above this is degraded."
+    )
+    monitor_drift_min_rows: int = Field(
+        default=200, ge=1, description="Recent scans needed before input drift is judged."
+    )
+    monitor_promote_min_outcomes: int = Field(
+        default=100, ge=1, description="Shared outcomes before a challenger may be promoted."
+    )
+    retrain_cooldown_minutes: int = Field(
+        default=360,
+        ge=0,
+        description="The retrain automation runs train-predictors at most once per this many minutes.",
+    )
 
     @field_validator(
         "data_root",

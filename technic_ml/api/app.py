@@ -242,7 +242,12 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
         count, duration = result["count"], result["duration"]
         prediction_id = uuid.uuid4().hex
         service.ledger.record(
-            prediction_id, body.config.model_dump(mode="json"), count, duration, body.scan_id
+            prediction_id,
+            body.config.model_dump(mode="json"),
+            count,
+            duration,
+            body.scan_id,
+            result.get("shadows", ()),
         )
         payload = {
             "prediction_id": prediction_id,

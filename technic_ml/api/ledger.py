@@ -7,6 +7,11 @@ the record in (:meth:`PredictionLedger.match_frame`). From the pairs, :meth:`per
 computes online accuracy: MAE and interval coverage over the last N outcomes, per target, only
 for predictions a model made (an abstention or the heuristic has no interval to cover).
 
+A challenger, when the registry names one, is *shadowed*: the API predicts with it too and the
+``shadows`` table keeps its prediction next to the champion's, never shown to the client. The
+monitor (``technic_ml.monitor``) reads both from :meth:`PredictionLedger.outcomes_frame` and
+compares them on the same outcomes before a challenger may be promoted.
+
 SQLite (standard library) in WAL mode: one writer at a time, readers never blocked; the file is
 under ``<data_root>/api/``. Reporting an outcome twice keeps the first (idempotent).
 
@@ -47,7 +52,21 @@ CREATE TABLE IF NOT EXISTS outcomes (
     actual_duration REAL,
     source TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shadows (
+    prediction_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    version TEXT NOT NULL,
+    state TEXT NOT NULL, value REAL, lower REAL, upper REAL,
+    PRIMARY KEY (prediction_id, target, version)
+);
 """
+
+#: Columns of :meth:`PredictionLedger.outcomes_frame`, one row per (prediction, target, model).
+OUTCOME_COLUMNS = (
+    "prediction_id", "scan_id", "created_at", "reported_at", "config", "target", "role", "version",
+    "state", "value", "lower", "upper", "actual",
+)  # fmt: skip
+
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,7 @@ class PredictionLedger:
     def __init__(self, path: Path, *, flush_seconds: float = 0.5):
         self.path = Path(path)
         self._pending: list[tuple] = []
+        self._pending_shadows: list[tuple] = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # the connection (one, shared by the server's threads)
         # The buffer has its own lock: a request appending its row must never wait for a flush
@@ -104,11 +124,14 @@ class PredictionLedger:
         """Write the buffered predictions (one transaction)."""
         with self._lock:
             with self._pending_lock:
-                if not self._pending:
+                if not self._pending and not self._pending_shadows:
                     return
                 rows, self._pending = self._pending, []
+                shadows, self._pending_shadows = self._pending_shadows, []
             self._db.execute("BEGIN")
             self._db.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            # OR IGNORE: a shadow is a pure function of its prediction; the first one is kept.
+            self._db.executemany("INSERT OR IGNORE INTO shadows VALUES (?,?,?,?,?,?,?)", shadows)
             self._db.execute("COMMIT")
 
     def close(self) -> None:
@@ -120,7 +143,17 @@ class PredictionLedger:
         with self._lock:
             self._db.close()
 
-    def record(self, prediction_id: str, config: dict, count, duration, scan_id: str | None = None) -> None:
+    def record(
+        self,
+        prediction_id: str,
+        config: dict,
+        count,
+        duration,
+        scan_id: str | None = None,
+        shadows: tuple = (),
+    ) -> None:
+        """Buffer one served prediction; ``shadows`` are challengers' predictions for the same
+        request (``Prediction`` objects with a version), kept for the monitor, never served."""
         # orjson (compact, sorted keys): this runs on every /scan/predict, where json.dumps cost
         # more than the rest of the row.
         row = (
@@ -132,8 +165,15 @@ class PredictionLedger:
             duration.state, _num(duration.value), _num(duration.lower), _num(duration.upper),
             duration.version,
         )  # fmt: skip
+        shadow_rows = [
+            (prediction_id, p.target, p.version, p.state, _num(p.value), _num(p.lower), _num(p.upper))
+            for p in shadows
+            if p.version is not None
+        ]
         with self._pending_lock:
             self._pending.append(row)
+            if shadow_rows:
+                self._pending_shadows.extend(shadow_rows)
 
     def report(
         self,
@@ -215,6 +255,41 @@ class PredictionLedger:
             width = sum(hi - lo for _, lo, hi, _ in rows) / n
             out[target] = Performance(target, n, mae, covered, width)
         return out
+
+    def outcomes_frame(self, since: str | None = None):
+        """Every prediction (champion and shadowed challengers) with its outcome, if any, as a
+        DataFrame of :data:`OUTCOME_COLUMNS`: one row per prediction, target and model version.
+
+        ``role`` is ``served`` for what the client got and ``shadow`` for a challenger's. ``actual``
+        is NaN until an outcome arrives. ``since`` (ISO time) keeps predictions created at or after
+        it. Predictions without an outcome are kept: the abstention share counts them too.
+        """
+        import pandas as pd
+
+        self.flush()
+        where = "WHERE p.created_at >= ?" if since is not None else ""
+        args = (since,) if since is not None else ()
+        served = []
+        for target, actual in (("count", "actual_count"), ("duration", "actual_duration")):
+            served.append(f"""
+                SELECT p.prediction_id, p.scan_id, p.created_at, o.reported_at, p.config,
+                       '{target}', 'served', p.{target}_version, p.{target}_state, p.{target}_value,
+                       p.{target}_lower, p.{target}_upper, o.{actual}
+                FROM predictions p LEFT JOIN outcomes o USING (prediction_id) {where}""")
+        shadow = f"""
+            SELECT p.prediction_id, p.scan_id, p.created_at, o.reported_at, p.config,
+                   s.target, 'shadow', s.version, s.state, s.value, s.lower, s.upper,
+                   CASE s.target WHEN 'count' THEN o.actual_count ELSE o.actual_duration END
+            FROM shadows s JOIN predictions p USING (prediction_id)
+            LEFT JOIN outcomes o USING (prediction_id) {where}"""
+        # target/actual come from the fixed tuple above, never from a request
+        query = " UNION ALL ".join([*served, shadow]) + " ORDER BY 3, 1"
+        with self._lock:
+            rows = self._db.execute(query, args * 3).fetchall()
+        frame = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+        for column in ("value", "lower", "upper", "actual"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        return frame
 
     def counts(self) -> dict[str, int]:
         self.flush()

@@ -29,7 +29,7 @@ from technic_ml.market_data import open_market_data
 from technic_ml.nyse import to_ny
 from technic_ml.optimizer import PresetsHistory
 from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
-from technic_ml.predictors.serving import Predictors, universe_at
+from technic_ml.predictors.serving import Loaded, Predictors, universe_at
 from technic_ml.settings import TechnicSettings
 from technic_ml.snapshots import SnapshotStore
 
@@ -44,6 +44,9 @@ class Serving:
     versions: dict[str, str | None]
     loaded_at: dt.datetime
     notes: dict[str, str] = field(default_factory=dict)
+    #: Challengers, shadowed: predicted for every request and kept in the ledger, never served.
+    challengers: Predictors | None = None
+    challenger_versions: dict[str, str | None] = field(default_factory=dict)
 
 
 class PredictionService:
@@ -73,20 +76,28 @@ class PredictionService:
     # -- champions -------------------------------------------------------------------------------
 
     def champion_versions(self) -> dict[str, str | None]:
-        out = {}
+        return self._alias_versions()[0]
+
+    def _alias_versions(self) -> tuple[dict[str, str | None], dict[str, str | None]]:
+        champions, challengers = {}, {}
         for target, model in MODEL_NAMES.items():
             try:
-                out[target] = self.registry.aliases(model).get("champion")
+                aliases = self.registry.aliases(model)
+                champions[target] = aliases.get("champion")
+                # A challenger that is the champion (or older) has nothing to prove: not shadowed.
+                challenger = aliases.get("challenger")
+                challengers[target] = challenger if challenger != champions[target] else None
             except RegistryError as exc:
                 log.warning("%s: aliases unreadable: %s", model, exc)
-                out[target] = self.serving.versions.get(target)
-        return out
+                champions[target] = self.serving.versions.get(target)
+                challengers[target] = self.serving.challenger_versions.get(target)
+        return champions, challengers
 
     def refresh(self) -> bool:
         """Load newly published champions and swap them in atomically; True when something changed."""
         with self._refresh_lock:
-            versions = self.champion_versions()
-            if versions == self.serving.versions:
+            versions, challenger_versions = self._alias_versions()
+            if versions == self.serving.versions and challenger_versions == self.serving.challenger_versions:
                 return False
             predictors = Predictors.from_registry(self.registry, self.universe)
             loaded = {
@@ -103,11 +114,35 @@ class PredictionService:
                         f"champion {versions[target]} failed to load; still serving {loaded[target]}"
                     )
                     log.error("%s", notes[target])
-            self.serving = Serving(predictors, loaded, to_ny(dt.datetime.now(dt.UTC)), notes)
+            challengers, shadowed = self._challengers(challenger_versions)
+            self.serving = Serving(
+                predictors, loaded, to_ny(dt.datetime.now(dt.UTC)), notes, challengers, challenger_versions
+            )
             with self._predictions_lock:
                 self._predictions.clear()  # keyed by the serving pair too; this only frees memory
-            log.info("serving champions %s", loaded)
+            log.info("serving champions %s; shadowing challengers %s", loaded, shadowed or "none")
             return True
+
+    def _challengers(self, versions: dict[str, str | None]) -> tuple[Predictors | None, dict[str, str]]:
+        """The challengers named by the registry, loaded (a broken one is logged and not shadowed:
+        shadowing must never cost a served prediction)."""
+        if not any(versions.values()):
+            return None, {}
+        loaded = {}
+        for target, version in versions.items():
+            if version is None:
+                loaded[target] = None
+                continue
+            try:
+                predictor, manifest = self.registry.load(MODEL_NAMES[target], version)
+                loaded[target] = Loaded(predictor, manifest)
+            except RegistryError as exc:
+                log.warning("challenger %s %s not shadowed: %s", target, version, exc)
+                loaded[target] = None
+        shadowed = {t: m.version for t, m in loaded.items() if m is not None}
+        if not shadowed:
+            return None, {}
+        return Predictors(loaded["count"], loaded["duration"], self.universe), shadowed
 
     def start(self) -> None:
         """Poll the registry in the background (the API's lifespan calls this)."""
@@ -185,6 +220,10 @@ class PredictionService:
                 self._predictions.move_to_end(key)
                 return found
         result = serving.predictors.predict(config, conditions, duration_source)
+        if serving.challengers is not None:
+            shadow = serving.challengers.predict(config, conditions, duration_source)
+            loaded = {"count": serving.challengers.count, "duration": serving.challengers.duration}
+            result = {**result, "shadows": tuple(shadow[t] for t, m in loaded.items() if m is not None)}
         with self._predictions_lock:
             self._predictions[key] = result
             while len(self._predictions) > 4096:

@@ -276,3 +276,30 @@ def test_a_duration_names_its_source_and_one_never_trained_on_abstains(client):
     assert any("data_source=3 outside the training range" in r for r in logged["reasons"])
     bad = client.post("/scan/predict", json={**body, "duration_source": "nasdaq"})
     assert bad.status_code == 422 and "duration_source" in bad.text
+
+
+def test_a_challenger_is_shadowed_into_the_ledger_never_served(settings, service):
+    registry = ModelRegistry(settings.model_registry_path)
+    champion = registry.aliases("result-count")["champion"]
+    predictor, manifest = registry.load("result-count", champion)
+    challenger = registry.publish(
+        "result-count", predictor, {k: manifest[k] for k in PUBLISHED if k in manifest}
+    ).version
+    registry.set_challenger("result-count", challenger, "test: shadow it")
+    assert service.refresh() is True
+    assert service.serving.challenger_versions["count"] == challenger
+    with TestClient(create_app(service, reload=False)) as c:
+        body = c.post("/scan/predict", json={"config": CONFIG, "as_of": AS_OF}).json()
+        assert body["count"]["version"] == champion  # the client gets the champion only
+        assert c.post("/scan/outcome", json={"prediction_id": body["prediction_id"], "actual_count": 7})
+        frame = service.ledger.outcomes_frame()  # the app's lifespan closes the ledger on exit
+    mine = frame[(frame.prediction_id == body["prediction_id"]) & (frame.target == "count")]
+    by_role = mine.set_index("role")
+    assert by_role.loc["served", "version"] == champion and by_role.loc["shadow", "version"] == challenger
+    # the same model file: the same prediction, and the same outcome to score it on
+    assert by_role.loc["shadow", "value"] == by_role.loc["served", "value"]
+    assert set(mine["actual"]) == {7.0}
+    # promoting it ends the shadow: nothing left to prove
+    registry.promote("result-count", challenger, "test")
+    assert service.refresh() is True and service.serving.challengers is None
+    assert service.serving.versions["count"] == challenger

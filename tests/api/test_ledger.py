@@ -96,3 +96,40 @@ def test_configs_are_stored_as_compact_sorted_json_whatever_their_integers(ledge
     with sqlite3.connect(ledger.path) as db:
         (text,) = db.execute("SELECT config FROM predictions WHERE prediction_id = 'p'").fetchone()
     assert text == f'{{"max_symbols":10,"z":{extra}}}' and json.loads(text)["z"] == extra
+
+
+def test_shadowed_challengers_sit_next_to_the_served_prediction_in_the_outcomes_frame(ledger):
+    challenger = Prediction("count", "model", 11.0, 9.0, 13.0, 0.9, version="c2")
+    ledger.record("p0", {"max_symbols": 10}, _count(10, 8, 14), DURATION, "s0", shadows=(challenger,))
+    ledger.record("p1", {"max_symbols": 20}, _count(20, 15, 25), DURATION, shadows=(challenger,))
+    assert ledger.report("p0", 12, 3.5) is True
+    frame = ledger.outcomes_frame()
+    # two predictions x (served count, served duration) + two shadows
+    assert len(frame) == 6
+    p0 = frame[frame.prediction_id == "p0"].set_index(["target", "role"])
+    assert p0.loc[("count", "served"), "version"] == "c1"
+    assert p0.loc[("count", "shadow"), "version"] == "c2"
+    assert p0.loc[("count", "shadow"), "actual"] == 12 and p0.loc[("count", "served"), "actual"] == 12
+    assert p0.loc[("duration", "served"), "state"] == "heuristic"
+    assert p0.loc[("duration", "served"), "actual"] == 3.5
+    p1 = frame[frame.prediction_id == "p1"]
+    assert p1["actual"].isna().all()  # no outcome yet: kept, unscored
+    # a later cut-off keeps nothing
+    assert ledger.outcomes_frame(since="9999-01-01").empty
+
+
+def test_a_ledger_written_before_shadows_existed_opens_and_reads(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = PredictionLedger(path)
+    old.record("p0", {}, _count(10, 8, 14), DURATION)
+    old.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE shadows")
+    reopened = PredictionLedger(path)
+    try:
+        assert reopened.report("p0", 9, None) is True
+        assert list(reopened.outcomes_frame()["role"]) == ["served", "served"]
+    finally:
+        reopened.close()
