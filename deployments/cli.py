@@ -20,7 +20,14 @@ from rich.table import Table
 from deployments import prefect_env
 from technic_ml.cli import _handled, _parse_time, _settings, app, err, out
 
-FLOWS = ("market-snapshot", "collect-history", "backfill-history", "train-predictors", "daily-presets")
+FLOWS = (
+    "market-snapshot",
+    "collect-history",
+    "backfill-history",
+    "train-predictors",
+    "daily-presets",
+    "model-monitor",
+)
 
 
 def _ui_hint() -> str:
@@ -145,6 +152,23 @@ def serve() -> None:
     from deployments.serve import main
 
     main()
+
+
+@app.command()
+@_handled
+def automations() -> None:
+    """Create the retrain automation on the server, or leave it unchanged (needs the
+    train-predictors deployment: make serve, or prefect deploy --all)."""
+    prefect_env.set_defaults()
+    from deployments.automations import RETRAIN_AUTOMATION, ensure_retrain_automation
+
+    cooldown = _settings().retrain_cooldown_minutes
+    automation, how = ensure_retrain_automation(cooldown)
+    out.print(
+        f"automation {RETRAIN_AUTOMATION!r} ({automation.id}): {how}; cooldown {cooldown} minutes",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command()

@@ -5,7 +5,7 @@ run per artifact and nothing to retry). Keys are stable, so the Artifacts page k
 history across runs: ``market-snapshot``, ``collect-history``, ``backfill-progress``,
 ``backfill-history``, ``validation-<target>``, ``validation-<target>-figure``,
 ``feature-importances-<target>``, ``model-registry``, ``model-aliases``, ``train-predictors``,
-``daily-presets``, ``daily-presets-table``, ``hot-sectors``.
+``daily-presets``, ``daily-presets-table``, ``hot-sectors``, ``model-monitor``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from prefect.artifacts import (
 )
 
 from technic_ml import jobs
+from technic_ml.monitor import figures as monitor_figures
 from technic_ml.optimizer import reporting as presets_reporting
 from technic_ml.predictors import reporting, validation
 from technic_ml.predictors.registry import ModelRegistry
@@ -162,4 +163,14 @@ def presets_artifacts(document: dict, saved: bool) -> None:
         _rows(rows) or [{"sector": "(no evidence)", "note": notes}],
         key="hot-sectors",
         description=f"Hot sectors: {notes}" if notes else "Hot sectors",
+    )
+
+
+def monitor_artifacts(report, outcomes) -> None:
+    degraded = [m.model for m in report.degraded]
+    create_markdown_artifact(
+        monitor_figures.monitor_markdown(report, outcomes),
+        key="model-monitor",
+        description="Model monitor: "
+        + (f"DEGRADED {', '.join(degraded)}" if degraded else "no model degraded"),
     )

@@ -68,7 +68,6 @@ OUTCOME_COLUMNS = (
 )  # fmt: skip
 
 
-
 @dataclass(frozen=True)
 class Performance:
     target: str

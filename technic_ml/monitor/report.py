@@ -31,6 +31,9 @@ DEGRADED_EVENT = "technic-ml.model.degraded"
 HEALTHY_EVENT = "technic-ml.model.healthy"
 PROMOTED_EVENT = "technic-ml.model.promoted"
 GATE_FAILED_EVENT = "technic-ml.model.gate-failed"
+#: Resource label on a degraded event: "requested" asks the retrain automation to run
+#: train-predictors, "suppressed" says one already ran within the cooldown (deployments/automations.py).
+RETRAIN_LABEL = "technic-ml.retrain"
 BINS = 10
 
 
@@ -93,9 +96,12 @@ class MonitorReport:
     def degraded(self) -> list[ModelReport]:
         return [m for m in self.models.values() if m.degraded]
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self, retrain: str = "requested") -> list[dict[str, Any]]:
         """The events to emit: degraded or healthy per model with a champion (a monitor that only
-        speaks when something breaks cannot be told apart from one that stopped running)."""
+        speaks when something breaks cannot be told apart from one that stopped running).
+
+        ``retrain`` labels degraded events (:data:`RETRAIN_LABEL`): ``requested`` or
+        ``suppressed`` (a retrain already ran within the cooldown)."""
         out = []
         for m in self.models.values():
             if m.champion is None:
@@ -114,10 +120,11 @@ class MonitorReport:
                 "abstain_share": c.abstain_share,
                 "drifted": [d.column for d in m.drift if d.drifted],
             }
+            labels = {RETRAIN_LABEL: retrain} if m.degraded else {}
             out.append(
                 {
                     "event": DEGRADED_EVENT if m.degraded else HEALTHY_EVENT,
-                    "resource": resource(m.model, c.version),
+                    "resource": {**resource(m.model, c.version), **labels},
                     "payload": payload,
                 }
             )

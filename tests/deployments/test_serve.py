@@ -28,6 +28,7 @@ def test_every_flow_is_deployed_under_its_own_name(served):
         "train-predictors",
         "daily-presets",
         "backfill-history",
+        "model-monitor",
     }
     for name, deployment in served.items():
         assert deployment.flow_name == name
@@ -43,6 +44,7 @@ def test_schedules_are_new_york_trading_hours_hourly_nightly_and_ad_hoc(served):
     assert _crons(served["collect-history"]) == [("5 * * * *", ny)]
     assert _crons(served["train-predictors"]) == [("30 17 * * 1-5", ny)]
     assert _crons(served["daily-presets"]) == [("30 8 * * 1-5", ny)]  # weekdays, before the open
+    assert _crons(served["model-monitor"]) == [("45 9-15 * * 1-5", ny), ("30 16 * * 1-5", ny)]
     assert served["backfill-history"].schedules in (None, [])
     # One run at a time per deployment (an overlapping run waits).
     assert all(d.concurrency_limit == 1 for d in served.values())
