@@ -4,7 +4,8 @@ Validation comes first because it is what trains: every candidate is fitted on t
 rolling-origin fold and judged on the next period; the winner is then refitted on all rows and
 published only if it passed its gates. A target that fails leaves its champion untouched, and the
 run ends Failed with the reason (also in the ``train-predictors`` artifact). A target whose
-champion was trained on exactly this history is kept as is. Two runs at once are safe: the
+champion was trained on exactly this history is kept as is. A target not published also emits a
+``technic-ml.model.gate-failed`` event (the UI's event feed). Two runs at once are safe: the
 history store and the registry serialize their writers, and publishing is atomic.
 """
 
@@ -19,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows import scheduled_day_check
 from flows.collect_history import collect_history
-from tasks import artifacts, market, predictors
+from tasks import artifacts, market, monitor, predictors
+from technic_ml.monitor.report import gate_failed_event
 from technic_ml.predictors.features import TARGETS
-from technic_ml.predictors.registry import ModelRegistry
+from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
 from technic_ml.predictors.training import FoldPlan, PublishOutcome, TrainingRun
 from technic_ml.predictors.validation import DEFAULT_CANDIDATES, Gates
 from technic_ml.settings import TechnicSettings
@@ -87,6 +89,10 @@ def train_predictors(params: TrainParams | None = None) -> dict | State:
     artifacts.registry_artifacts(registry)
 
     failed = [o for o in outcomes.values() if not o.serving]
+    if failed:  # in the UI's event feed, next to the monitor's verdicts
+        monitor.emit_events(
+            [gate_failed_event(MODEL_NAMES[o.target], held[o.target], o.target, o.reason) for o in failed]
+        )
     for o in outcomes.values():
         logger.info("%s: %s %s (%s)", o.target, o.alias or "NOT published", o.version or "", o.reason)
     if failed:

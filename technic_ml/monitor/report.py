@@ -46,6 +46,16 @@ def resource(model: str, version: str | None) -> dict[str, str]:
     }
 
 
+def gate_failed_event(model: str, version: str | None, target: str, reason: str) -> dict[str, Any]:
+    """The event train-predictors emits when a target is not published (failed gates, too few
+    records): the UI's event feed shows it next to the monitor's verdicts."""
+    return {
+        "event": GATE_FAILED_EVENT,
+        "resource": resource(model, version),
+        "payload": {"target": target, "reason": reason, "champion_untouched": version},
+    }
+
+
 def sampling_psi(n_reference: int, n_current: int, categories: int) -> float:
     """PSI two samples of one distribution show by chance (chi-square approximation)."""
     return (categories - 1) * (1 / n_reference + 1 / n_current)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import math
 import threading
 
@@ -72,6 +73,25 @@ def test_a_failed_gate_publishes_nothing_and_fails_the_run_with_the_reason(with_
     assert [v.version for v in registry.versions("result-count")] == versions
     decision = artifacts_of(run_id(state))["train-predictors"].data
     assert "NOT published" in decision
+    # ... and in the event feed, with the champion it left serving
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+
+    def gate_failed():
+        with get_client(sync_client=True) as client:
+            return client.read_events(
+                filter=EventFilter(
+                    event=EventNameFilter(name=["technic-ml.model.gate-failed"]),
+                    related=EventRelatedFilter(id=[f"prefect.flow-run.{run_id(state)}"]),
+                ),
+                limit=50,
+            ).events
+
+    deadline = time.monotonic() + 20  # events travel asynchronously (a websocket worker)
+    while not (events := gate_failed()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [e.resource.id for e in events] == ["technic-ml.model.result-count"]
+    assert events[0].payload["champion_untouched"] == champion and "MAE" in events[0].payload["reason"]
 
 
 def test_a_misspelt_parameter_is_refused_not_ignored():
