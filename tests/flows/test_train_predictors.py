@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import math
 import threading
+import time
 
 import pytest
 
