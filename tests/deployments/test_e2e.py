@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -20,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("TECHNIC_VENV_BIN", REPO / ".venv" / "bin"))
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _free_port() -> int:
@@ -45,6 +46,14 @@ def _wait_for(predicate, seconds: float, what: str):
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _dom(url: str, tmp_path: Path) -> str:
     """What a page says once its scripts ran (headless chromium's DOM dump)."""
     return subprocess.run(
@@ -54,6 +63,112 @@ def _dom(url: str, tmp_path: Path) -> str:
          "--virtual-time-budget=15000", "--dump-dom", url],
         capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
+
+
+AS_OF = "2018-12-20T10:00:00-05:00"
+
+
+def _degraded_outcomes_retrain_by_automation(env, api, client, names, data_root, tmp_path, port):
+    """The live loop on the served deployments: predictions through the real API code, outcomes far
+    outside their intervals, model-monitor run ad hoc, its degraded event, the automation's
+    train-predictors run with its artifacts, and the automation and event feed as the UI shows them."""
+    from fastapi.testclient import TestClient
+
+    from technic_ml.api.app import create_app
+    from technic_ml.api.service import PredictionService
+    from technic_ml.settings import TechnicSettings
+
+    # make serve created the automation; serving again (stop, serve) leaves it unchanged.
+    automations = client.post("/automations/filter", json={}).json()
+    ours = [a for a in automations if a["name"] == "technic-ml: retrain a degraded model"]
+    assert len(ours) == 1, automations
+    serve_log = tmp_path / "run" / "serve.log"
+    assert "automation 'technic-ml: retrain a degraded model': created" in serve_log.read_text()
+    pid = int((tmp_path / "run" / "serve.pid").read_text())
+    os.killpg(pid, signal.SIGTERM)  # the serve process only; the server keeps running
+    _wait_for(lambda: not _group_alive(pid), 30, "serve to stop")
+    serve_log.unlink()
+    again = _services(env, "serve")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "technic-ml: retrain a degraded model': unchanged" in _wait_for(
+        lambda: serve_log.exists() and "unchanged" in (log := serve_log.read_text()) and log,
+        60,
+        "serve again",
+    )
+    again = [a for a in client.post("/automations/filter", json={}).json() if a["name"] == ours[0]["name"]]
+    assert again == ours  # same id, same trigger id: Prefect's window is not reset
+
+    service = PredictionService(TechnicSettings(data_root=data_root))
+    with TestClient(create_app(service, reload=False)) as api_client:
+        for i in range(80):
+            config = {
+                "max_symbols": 100 + i,
+                "min_tech_rating": 50,
+                "min_dollar_vol": 1e6,
+                "lookback_days": 60,
+            }
+            body = api_client.post("/scan/predict", json={"config": config, "as_of": AS_OF}).json()
+            assert body["count"]["state"] == "model", body
+            way_off = int(body["count"]["upper"] * 3 + 50)
+            r = api_client.post(
+                "/scan/outcome", json={"prediction_id": body["prediction_id"], "actual_count": way_off}
+            )
+            assert r.status_code == 200, r.text
+
+    monitored = subprocess.run(
+        [str(BIN / "technic-ml"), "trigger", "model-monitor", "--wait"],
+        env={**env, "PREFECT_API_URL": api}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert monitored.returncode == 0, monitored.stdout + monitored.stderr
+    events = _wait_for(
+        lambda: client.post(
+            "/events/filter",
+            json={"filter": {"event": {"name": ["technic-ml.model.degraded"]}}, "limit": 50},
+        ).json()["events"],
+        60,
+        "the degraded event",
+    )
+    assert events[0]["resource"]["prefect.resource.id"] == "technic-ml.model.result-count"
+    assert events[0]["resource"]["technic-ml.retrain"] == "requested"
+    assert events[0]["payload"]["n_outcomes"] == 80 and events[0]["payload"]["coverage"] == 0
+
+    def automated_runs():
+        runs = client.post(
+            "/flow_runs/filter",
+            json={"deployments": {"id": {"any_": [names["train-predictors"]["id"]]}},
+                  "flow_runs": {"created_by": {"type_": ["AUTOMATION"]}}},
+        ).json()  # fmt: skip
+        return runs or None
+
+    [run] = _wait_for(automated_runs, 60, "the automation's train-predictors run")
+    final = {"COMPLETED", "FAILED"}
+
+    def finished():
+        got = client.get(f"/flow_runs/{run['id']}").json()
+        return got if got["state_type"] in final else None
+
+    done = _wait_for(finished, 400, "the automated train-predictors run to finish")
+    artifacts = client.post(
+        "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [done["id"]]}}}
+    ).json()
+    decision = [a for a in artifacts if a["key"] == "train-predictors"]
+    # Whatever validation decided (a target may fail its gates on the sample), the run trained
+    # and said what it published: the artifact names both targets.
+    assert decision and "count" in decision[0]["data"] and "duration" in decision[0]["data"], done["state"]
+
+    # What a user sees: the automation (its name, on the automations page) and the event feed.
+    page = _dom(f"http://127.0.0.1:{port}/v2/automations", tmp_path)
+    assert "technic-ml: retrain a degraded model" in page, page[-2000:]
+    feed = _dom(f"http://127.0.0.1:{port}/v2/events", tmp_path)
+    assert "degraded" in feed, feed[-3000:]
+    png = tmp_path / "events.png"
+    shot = subprocess.run(
+        [str(REPO / "scripts" / "ui-screenshot.sh"), f"http://127.0.0.1:{port}/v2/events", str(png)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.returncode == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot.stderr
+    if keep := os.environ.get("E2E_SCREENSHOT"):
+        shutil.copy(png, Path(keep).with_name("events-" + Path(keep).name))
 
 
 def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_template):
@@ -82,11 +197,12 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
 
         def deployments():
             found = client.post("/deployments/filter", json={}).json()
-            return found if len(found) >= 5 else None
+            return found if len(found) >= 6 else None
 
         names = {d["name"]: d for d in _wait_for(deployments, 90, "the served deployments")}
         assert {
-            "market-snapshot", "collect-history", "train-predictors", "daily-presets", "backfill-history"
+            "market-snapshot", "collect-history", "train-predictors", "daily-presets", "backfill-history",
+            "model-monitor",
         } <= set(names)  # fmt: skip
         assert names["daily-presets"]["schedules"][0]["schedule"]["cron"] == "30 8 * * 1-5"
         assert names["train-predictors"]["schedules"][0]["schedule"]["cron"] == "30 17 * * 1-5"
@@ -158,6 +274,8 @@ def test_served_deployments_run_ad_hoc_and_show_in_the_ui(tmp_path, history_temp
         assert f"Prefect UI: http://127.0.0.1:{port}/runs" in main.stdout
         main_runs = client.post("/flow_runs/filter", json={"flows": {"name": {"any_": ["main-job"]}}}).json()
         assert [r["state_type"] for r in main_runs] == ["COMPLETED"]
+
+        _degraded_outcomes_retrain_by_automation(env, api, client, names, data_root, tmp_path, port)
 
         png = tmp_path / "runs.png"
         shot = subprocess.run(
