@@ -137,6 +137,15 @@ def run_replay(
         first_close = dt.datetime.combine(start - dt.timedelta(days=1), dt.time(16), tzinfo=NY)
         trained = train(first_close)
         log(f"initial champions: {trained}")
+    from technic_ml.predictors.registry import ModelRegistry
+
+    held = ModelRegistry(initial / "models").aliases("result-count")["champion"]
+    if held is None:
+        # Every policy would answer 503 on every scan: nothing to compare. Say why, stop.
+        raise RuntimeError(
+            f"no result-count champion after the initial training in {initial}: see its"
+            " train-predictors run (more --initial-scans, other --candidates, or gates that fit)"
+        )
     truth = ScanHistoryStore(out / "truth" / "history")
     roots, apis, clients = {}, {}, {}
     for policy in policies:
