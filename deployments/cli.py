@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -169,6 +170,39 @@ def automations() -> None:
         highlight=False,
         markup=False,
     )
+
+
+@app.command()
+@_handled
+def replay(
+    start: Annotated[str, typer.Option(help="First session replayed (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last session replayed (YYYY-MM-DD).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="A new directory for each policy's data root.")],
+    per_day: Annotated[int, typer.Option(min=1, help="Scans per session, on average.")] = 20,
+    initial_scans: Annotated[int, typer.Option(min=1, help="Scans backfilled before the start.")] = 6000,
+    cooldown_days: Annotated[int, typer.Option(min=0, help="Sessions between monitor retrains.")] = 5,
+) -> None:
+    """Replay real days through the API code and the flows under three retraining policies (frozen,
+    nightly, monitor-triggered) and print realized coverage, MAE, abstention and retrains per month."""
+    import datetime as dt
+
+    from technic_ml.replay import markdown
+
+    try:
+        first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc}; expected YYYY-MM-DD", param_hint="--start/--end") from None
+    _settings()  # a bad market setting is a usage error before anything runs
+    from deployments.replay import run_replay
+
+    result = run_replay(
+        first, last, out_dir, per_day=per_day, initial_scans=initial_scans, cooldown_days=cooldown_days,
+        log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
+    )  # fmt: skip
+    for target in ("count", "duration"):
+        text = markdown(result.table(target))
+        (out_dir / f"table-{target}.md").write_text(text)
+        out.print(f"{target}, per month:\n\n{text}", markup=False, highlight=False)
 
 
 @app.command()

@@ -68,7 +68,7 @@ def run_replay(
     *,
     market_dir: Path | None = None,
     train_start: dt.date | None = None,
-    initial_scans: int = 3000,
+    initial_scans: int = 6000,
     per_day: int = 20,
     seed: int = 11,
     policies: tuple[str, ...] = replay.POLICIES,
@@ -76,6 +76,7 @@ def run_replay(
     n_folds: int = 2,
     cooldown_days: int = 5,
     timing_runs: int = 3,
+    gates=None,
     log: Callable[[str], None] = print,
 ) -> ReplayResult:
     bad = [p for p in policies if p not in replay.POLICIES]
@@ -85,6 +86,9 @@ def run_replay(
         raise ValueError(f"end: received {end}; expected on or after start ({start})")
     t0 = time.perf_counter()
     out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        # A second pass over the same ledgers would count every outcome twice.
+        raise ValueError(f"out: received {out}, which is not empty; expected a new directory")
     if market_dir is not None:
         os.environ["TECHNIC_MARKET_DIR"] = str(market_dir)
         os.environ["TECHNIC_MARKET_SOURCE"] = "parquet"
@@ -121,6 +125,7 @@ def run_replay(
             collect=False,
             as_of=as_of.isoformat(),
             skip_non_trading_days=False,
+            **({"gates": gates} if gates is not None else {}),
         )
         state = timed("train-predictors", train_predictors, params, return_state=True)
         return {"state": state.name, "message": state.message or ""}
@@ -128,15 +133,14 @@ def run_replay(
     # The past: a backfilled history up to the day before the first replayed session, and the
     # champions the train-predictors flow publishes from it.
     initial = out / "initial"
-    if not (initial / "models").exists():
-        first = train_start or dt.date(start.year - 3, start.month, start.day)
-        plan = plan_backfill(first, start - dt.timedelta(days=1), initial_scans, seed + 1, universe)
-        summary = run_plan(plan, market, ScanHistoryStore(initial / "history"), timing_runs=timing_runs)
-        log(f"initial history: {summary}")
-        _use_root(initial)
-        first_close = dt.datetime.combine(start - dt.timedelta(days=1), dt.time(16), tzinfo=NY)
-        trained = train(first_close)
-        log(f"initial champions: {trained}")
+    first = train_start or dt.date(start.year - 3, start.month, start.day)
+    plan = plan_backfill(first, start - dt.timedelta(days=1), initial_scans, seed + 1, universe)
+    summary = run_plan(plan, market, ScanHistoryStore(initial / "history"), timing_runs=timing_runs)
+    log(f"initial history: {summary}")
+    _use_root(initial)
+    first_close = dt.datetime.combine(start - dt.timedelta(days=1), dt.time(16), tzinfo=NY)
+    trained = train(first_close)
+    log(f"initial champions: {trained}")
     from technic_ml.predictors.registry import ModelRegistry
 
     held = ModelRegistry(initial / "models").aliases("result-count")["champion"]
@@ -150,8 +154,7 @@ def run_replay(
     roots, apis, clients = {}, {}, {}
     for policy in policies:
         roots[policy] = out / policy
-        if not roots[policy].exists():
-            shutil.copytree(initial, roots[policy])
+        shutil.copytree(initial, roots[policy])
         apis[policy] = PredictionService(TechnicSettings(data_root=roots[policy]), reload_seconds=3600)
         clients[policy] = TestClient(create_app(apis[policy], reload=False)).__enter__()
     retrains: dict[str, list[tuple[dt.date, str]]] = {p: [] for p in policies}
