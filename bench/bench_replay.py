@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--initial-scans", type=int, default=6000)
     parser.add_argument("--cooldown-days", type=int, default=5)
     parser.add_argument("--candidates", default="hgb/enriched")
+    parser.add_argument(
+        "--retrain-targets", default="count,duration", help="what a retrain trains (both start trained)"
+    )
     args = parser.parse_args(argv)
     print_header()
     from deployments.replay import run_replay
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_replay(
         args.start, args.end, args.out, market_dir=args.market_dir, per_day=args.per_day,
         initial_scans=args.initial_scans, cooldown_days=args.cooldown_days,
-        candidates=tuple(args.candidates.split(",")),
+        candidates=tuple(args.candidates.split(",")), retrain_targets=tuple(args.retrain_targets.split(",")),
     )  # fmt: skip
     for target in ("count", "duration"):
         text = markdown(result.table(target))

@@ -76,6 +76,7 @@ def run_replay(
     n_folds: int = 2,
     cooldown_days: int = 5,
     timing_runs: int = 3,
+    retrain_targets: tuple[str, ...] = ("count", "duration"),
     gates=None,
     log: Callable[[str], None] = print,
 ) -> ReplayResult:
@@ -118,8 +119,9 @@ def run_replay(
         finally:
             flow_seconds[name] = flow_seconds.get(name, 0.0) + time.perf_counter() - t
 
-    def train(as_of: dt.datetime) -> dict:
+    def train(as_of: dt.datetime, targets=("count", "duration")) -> dict:
         params = TrainParams(
+            targets=list(targets),
             candidates=list(candidates),
             n_folds=n_folds,
             collect=False,
@@ -196,7 +198,7 @@ def run_replay(
                         findings = [f for m in report["models"].values() for f in m["findings"]]
                         why = "; ".join(findings)
                 if why:
-                    result = train(close)
+                    result = train(close, retrain_targets)
                     retrains[policy].append((day.session, why))
                     last_retrain[policy] = i
                     apis[policy].refresh()
