@@ -1,7 +1,7 @@
 """Replay real days through the real system under three retraining policies; per-month figures.
 
-    .venv/bin/python bench/bench_replay.py --start 2017-01-03 --end 2019-12-31 \
-        --market-dir ../shared/data/market --out /tmp/replay
+    .venv/bin/python bench/bench_replay.py --start 2018-09-04 --end 2018-11-30 \
+        --market-dir ../shared/data/market --out /tmp/replay --retrain-targets count
 
 The same as ``technic-ml replay`` (deployments/replay.py explains the loop). Prints, per month and
 policy (frozen champion, nightly retraining, monitor-triggered retraining): realized coverage of
@@ -25,10 +25,16 @@ from bench._machine import print_header
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--start", type=dt.date.fromisoformat, required=True)
-    parser.add_argument("--end", type=dt.date.fromisoformat, required=True)
-    parser.add_argument("--market-dir", type=Path, default=None, help="default: the configured market data")
-    parser.add_argument("--out", type=Path, required=True, help="a new directory: data roots per policy")
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "market"
+    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2018, 9, 4))
+    parser.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2018, 11, 30))
+    parser.add_argument(
+        "--market-dir",
+        type=Path,
+        default=shared if shared.is_dir() else None,
+        help="default: ../shared/data/market when present, else the configured market data",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="a new directory (default: a temporary one)")
     parser.add_argument("--per-day", type=int, default=20)
     parser.add_argument("--initial-scans", type=int, default=6000)
     parser.add_argument("--cooldown-days", type=int, default=5)
@@ -37,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain-targets", default="count,duration", help="what a retrain trains (both start trained)"
     )
     args = parser.parse_args(argv)
+    if args.out is None:
+        import tempfile
+
+        args.out = Path(tempfile.mkdtemp(prefix="technic-replay-"))
     print_header()
     from deployments.replay import run_replay
     from technic_ml.replay import markdown

@@ -192,11 +192,11 @@ def replay(
         first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
     except ValueError as exc:
         raise typer.BadParameter(f"{exc}; expected YYYY-MM-DD", param_hint="--start/--end") from None
-    _settings()  # a bad market setting is a usage error before anything runs
+    settings = _settings()  # a bad market setting is a usage error before anything runs
     from deployments.replay import run_replay
 
     result = run_replay(
-        first, last, out_dir, per_day=per_day, initial_scans=initial_scans, cooldown_days=cooldown_days,
+        first, last, out_dir, market_dir=settings.market_dir, per_day=per_day, initial_scans=initial_scans, cooldown_days=cooldown_days,
         log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
     )  # fmt: skip
     for target in ("count", "duration"):
