@@ -196,7 +196,8 @@ def replay(
     from deployments.replay import run_replay
 
     result = run_replay(
-        first, last, out_dir, market_dir=settings.market_dir, per_day=per_day, initial_scans=initial_scans, cooldown_days=cooldown_days,
+        first, last, out_dir, market_dir=settings.market_dir, per_day=per_day,
+        initial_scans=initial_scans, cooldown_days=cooldown_days,
         log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
     )  # fmt: skip
     for target in ("count", "duration"):
