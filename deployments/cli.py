@@ -181,6 +181,9 @@ def replay(
     per_day: Annotated[int, typer.Option(min=1, help="Scans per session, on average.")] = 20,
     initial_scans: Annotated[int, typer.Option(min=1, help="Scans backfilled before the start.")] = 6000,
     cooldown_days: Annotated[int, typer.Option(min=0, help="Sessions between monitor retrains.")] = 5,
+    market_dir: Annotated[
+        Path | None, typer.Option(help="Market-data directory (env TECHNIC_MARKET_DIR).")
+    ] = None,
 ) -> None:
     """Replay real days through the API code and the flows under three retraining policies (frozen,
     nightly, monitor-triggered) and print realized coverage, MAE, abstention and retrains per month."""
@@ -192,7 +195,7 @@ def replay(
         first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
     except ValueError as exc:
         raise typer.BadParameter(f"{exc}; expected YYYY-MM-DD", param_hint="--start/--end") from None
-    settings = _settings()  # a bad market setting is a usage error before anything runs
+    settings = _settings(market_dir=market_dir)  # a bad market setting: a usage error, before any work
     from deployments.replay import run_replay
 
     result = run_replay(
