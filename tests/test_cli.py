@@ -250,9 +250,13 @@ USAGE_ERRORS = [
         "error: --start: received '2016-13-01'; expected a date YYYY-MM-DD",
     ),
     (
+        ["replay", "--start", "2018-13-01", "--end", "2018-12-01", "--out", "/nonexistent/replay"],
+        "error: --start/--end: month must be in 1..12; expected YYYY-MM-DD",
+    ),
+    (
         ["trigger", "nope"],
         "error: FLOW: received 'nope'; expected one of market-snapshot, collect-history, backfill-history,"
-        " train-predictors, daily-presets",
+        " train-predictors, daily-presets, model-monitor",
     ),
     (
         ["trigger", "train-predictors", "--param", "n_folds"],
