@@ -10,6 +10,9 @@ wrap it. Modules, from the bottom up:
 * ``market_conditions`` / ``snapshots``: conditions as of a moment, and their persisted history.
 * ``history``: the scan history store.
 * ``panel`` / ``scanner``: the reference scanner; ``backfill``: point-in-time scans over history.
+* ``predictors``: features, estimators, validation, the registry, serving; ``optimizer``: presets.
+* ``api``: the prediction API and its ledger; ``monitor``: live performance, drift, promotion.
+* ``replay``: replaying real days (the harness that drives the flows is deployments/replay.py).
 * ``jobs``: the main job; ``cli``: the ``technic-ml`` command.
 """
 
