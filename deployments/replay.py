@@ -40,6 +40,7 @@ from technic_ml.backfill import plan_backfill, run_plan
 from technic_ml.history import ScanHistoryStore
 from technic_ml.market_data import open_market_data
 from technic_ml.nyse import NY
+from technic_ml.predictors.features import source_name
 from technic_ml.settings import TechnicSettings
 
 
@@ -145,7 +146,19 @@ def run_replay(
     log(f"initial champions: {trained}")
     from technic_ml.predictors.registry import ModelRegistry
 
-    held = ModelRegistry(initial / "models").aliases("result-count")["champion"]
+    registry = ModelRegistry(initial / "models")
+    held = registry.aliases("result-count")["champion"]
+    # A reported duration is the scan's measured work on the scale the labels use: work x the
+    # source's rate in the initial training data (technic_ml.timing). The truth's total_seconds
+    # carries each replayed day's own batch rate, the machine's speed of the moment, which no
+    # model can predict and which would read as a degraded duration model.
+    duration_champion = registry.aliases("duration")["champion"]
+    rate = None
+    if duration_champion is not None:
+        rates = registry.manifest("duration", duration_champion).get("label_rates") or {}
+        rate = rates.get(source_name(market.source))
+    if rate is None:
+        log("no duration label rate for the initial champion: durations are not reported")
     if held is None:
         # Every policy would answer 503 on every scan: nothing to compare. Say why, stop.
         raise RuntimeError(
@@ -178,8 +191,10 @@ def run_replay(
                     if r.status_code not in (200, 503):
                         raise RuntimeError(f"/scan/predict answered {r.status_code}: {r.text[:300]}")
                     row = actual.loc[p.scan_id]
+                    work = json.loads(row["performance_extra"] or "{}").get("work_units")
                     outcome = {"scan_id": p.scan_id, "actual_count": int(row["result_count"]),
-                               "actual_duration_s": float(row["total_seconds"])}  # fmt: skip
+                               "actual_duration_s": None if rate is None or work is None
+                               else float(work) * rate}  # fmt: skip
                     r = client.post("/scan/outcome", json=outcome)
                     if r.status_code != 200:
                         raise RuntimeError(f"/scan/outcome answered {r.status_code}: {r.text[:300]}")
@@ -194,8 +209,15 @@ def run_replay(
                 else:
                     report = timed("model-monitor", model_monitor, MonitorParams(skip_non_trading_days=False))
                     since = i - last_retrain.get(policy, -(10**9))
-                    if report and report["degraded"] and since >= cooldown_days:
-                        findings = [f for m in report["models"].values() for f in m["findings"]]
+                    # Only what a retrain retrains: a finding about a target it leaves alone
+                    # would retrain again every cooldown and fix nothing.
+                    findings = [
+                        f"{t}: {f}"
+                        for t, m in (report or {}).get("models", {}).items()
+                        if t in retrain_targets
+                        for f in m["findings"]
+                    ]
+                    if findings and since >= cooldown_days:
                         why = "; ".join(findings)
                 if why:
                     result = train(close, retrain_targets)
