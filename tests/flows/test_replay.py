@@ -29,6 +29,8 @@ def test_a_short_replay_through_the_flows(tmp_path, settings, monkeypatch):
         served = frame[(frame["role"] == "served") & (frame["target"] == "count")]
         assert served["scan_id"].nunique() == 30, policy
         assert served["actual"].notna().all(), policy  # every outcome reported by scan_id
+        durations = frame[(frame["role"] == "served") & (frame["target"] == "duration")]
+        assert durations["actual"].notna().all() and (durations["actual"] > 0).all(), policy
     table = result.table("count")
     assert set(table["policy"]) == {"frozen", "nightly", "monitor"}
     assert table["outcomes"].sum() + _abstained(result) == 3 * 30
