@@ -36,6 +36,7 @@ def data_root(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # trains twice: minutes on a busy 2-core runner
 def test_train_list_predict_promote_rollback(data_root):
     root = str(data_root)
     first = invoke("--data-root", root, "train", "--folds", "2")

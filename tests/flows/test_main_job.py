@@ -12,6 +12,8 @@ from deployments.cli import app
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
+# The whole chain twice: about 2 min on a quiet 2-core runner, over 5 min on a busy one.
+@pytest.mark.timeout(600)
 def test_main_job_runs_the_chain_offline_and_a_rerun_keeps_everything(tmp_path):
     root = tmp_path / "root"
     runner = CliRunner()
