@@ -29,7 +29,7 @@ from technic_ml.market_data import open_market_data
 from technic_ml.nyse import to_ny
 from technic_ml.optimizer import PresetsHistory
 from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
-from technic_ml.predictors.serving import Loaded, Predictors, universe_at
+from technic_ml.predictors.serving import Predictors, universe_at
 from technic_ml.settings import TechnicSettings
 from technic_ml.snapshots import SnapshotStore
 
@@ -128,21 +128,9 @@ class PredictionService:
         shadowing must never cost a served prediction)."""
         if not any(versions.values()):
             return None, {}
-        loaded = {}
-        for target, version in versions.items():
-            if version is None:
-                loaded[target] = None
-                continue
-            try:
-                predictor, manifest = self.registry.load(MODEL_NAMES[target], version)
-                loaded[target] = Loaded(predictor, manifest)
-            except RegistryError as exc:
-                log.warning("challenger %s %s not shadowed: %s", target, version, exc)
-                loaded[target] = None
-        shadowed = {t: m.version for t, m in loaded.items() if m is not None}
-        if not shadowed:
-            return None, {}
-        return Predictors(loaded["count"], loaded["duration"], self.universe), shadowed
+        challengers = Predictors.from_registry(self.registry, self.universe, ref=versions)
+        shadowed = {t: m.version for t in versions if (m := getattr(challengers, t)) is not None}
+        return (challengers if shadowed else None), shadowed
 
     def start(self) -> None:
         """Poll the registry in the background (the API's lifespan calls this)."""

@@ -72,13 +72,22 @@ class Predictors:
 
     @classmethod
     def from_registry(
-        cls, registry: ModelRegistry, universe: UniverseStats | None = None, ref: str = "champion"
+        cls,
+        registry: ModelRegistry,
+        universe: UniverseStats | None = None,
+        ref: str | dict[str, str | None] = "champion",
     ) -> Predictors:
+        """Both targets' models at ``ref`` (an alias or version; a dict gives one per target, and
+        None there leaves that target unloaded without a note)."""
         loaded: dict[str, Loaded | None] = {}
         notes = {}
         for target, model in MODEL_NAMES.items():
+            target_ref = ref.get(target) if isinstance(ref, dict) else ref
+            if target_ref is None:
+                loaded[target] = None
+                continue
             try:
-                predictor, manifest = registry.load(model, ref)
+                predictor, manifest = registry.load(model, target_ref)
                 loaded[target] = Loaded(predictor, manifest)
             except RegistryError as exc:
                 loaded[target] = None
