@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cooldown-days", type=int, default=5)
     parser.add_argument("--candidates", default="hgb/enriched")
     parser.add_argument(
+        "--policies", default="frozen,nightly,monitor", help="a subset runs alone (e.g. one per process)"
+    )
+    parser.add_argument(
         "--retrain-targets", default="count,duration", help="what a retrain trains (both start trained)"
     )
     args = parser.parse_args(argv)
@@ -55,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     result = run_replay(
         args.start, args.end, args.out, market_dir=args.market_dir, per_day=args.per_day,
         initial_scans=args.initial_scans, cooldown_days=args.cooldown_days,
-        candidates=tuple(args.candidates.split(",")), retrain_targets=tuple(args.retrain_targets.split(",")),
+        candidates=tuple(args.candidates.split(",")), policies=tuple(args.policies.split(",")),
+        retrain_targets=tuple(args.retrain_targets.split(",")),
     )  # fmt: skip
     for target in ("count", "duration"):
         text = markdown(result.table(target))
         print(f"\n{target}, per month (coverage outside 87-93 % in bold):\n\n{text}")
-        (args.out / f"table-{target}.md").write_text(text)
     for policy, done in result.retrains.items():
         print(f"\n{policy}: {len(done)} retrains")
         for day, why in done[:50]:

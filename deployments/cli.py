@@ -205,7 +205,6 @@ def replay(
     )  # fmt: skip
     for target in ("count", "duration"):
         text = markdown(result.table(target))
-        (out_dir / f"table-{target}.md").write_text(text)
         out.print(f"{target}, per month:\n\n{text}", markup=False, highlight=False)
 
 

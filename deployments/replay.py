@@ -227,6 +227,8 @@ def run_replay(
                     log(f"{day.session} {policy}: retrained ({why[:120]}): {result['state']}")
             if (i + 1) % 20 == 0 or i + 1 == len(days):
                 log(f"{day.session}: {i + 1}/{len(days)} sessions, {time.perf_counter() - t0:.0f} s")
+                # A long replay can be stopped at any moment: what it has judged so far is on disk.
+                _checkpoint(out, {p: apis[p].ledger.outcomes_frame() for p in policies}, retrains, scan_dates)
         outcomes = {p: apis[p].ledger.outcomes_frame() for p in policies}
     finally:
         for policy in policies:
@@ -234,7 +236,16 @@ def run_replay(
     result = ReplayResult(
         len(days), len(scan_dates), outcomes, retrains, scan_dates, time.perf_counter() - t0, flow_seconds
     )
-    (out / "retrains.json").write_text(
-        json.dumps({p: [(str(d), w) for d, w in r] for p, r in retrains.items()}, indent=1)
-    )
+    _checkpoint(out, outcomes, retrains, scan_dates)
     return result
+
+
+def _checkpoint(out: Path, outcomes, retrains, scan_dates) -> None:
+    """retrains.json and table-<target>.md for the sessions replayed so far (replaced atomically)."""
+    files = {"retrains.json": json.dumps({p: [(str(d), w) for d, w in r] for p, r in retrains.items()}, indent=1)}
+    for target in ("count", "duration"):
+        files[f"table-{target}.md"] = replay.markdown(replay.monthly_table(outcomes, retrains, scan_dates, target))
+    for name, text in files.items():
+        part = out / f"{name}.part"
+        part.write_text(text)
+        os.replace(part, out / name)

@@ -4,11 +4,13 @@ ledger gets each scan's prediction and outcome, nightly retrains every session, 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from deployments.replay import run_replay
 from technic_ml.predictors.validation import Gates
+from technic_ml.replay import markdown
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
@@ -34,6 +36,11 @@ def test_a_short_replay_through_the_flows(tmp_path, settings, monkeypatch):
     table = result.table("count")
     assert set(table["policy"]) == {"frozen", "nightly", "monitor"}
     assert table["outcomes"].sum() + _abstained(result) == 3 * 30
+    # What a stopped replay leaves on disk is the same table.
+    out = tmp_path / "replay"
+    assert (out / "table-count.md").read_text() == markdown(table)
+    assert json.loads((out / "retrains.json").read_text())["nightly"][0][0] == "2018-12-03"
+    assert not list(out.glob("*.part"))
     with pytest.raises(ValueError, match="not empty"):
         run_replay(dt.date(2018, 12, 3), dt.date(2018, 12, 4), tmp_path / "replay")
 
