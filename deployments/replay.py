@@ -242,9 +242,13 @@ def run_replay(
 
 def _checkpoint(out: Path, outcomes, retrains, scan_dates) -> None:
     """retrains.json and table-<target>.md for the sessions replayed so far (replaced atomically)."""
-    files = {"retrains.json": json.dumps({p: [(str(d), w) for d, w in r] for p, r in retrains.items()}, indent=1)}
+    files = {
+        "retrains.json": json.dumps({p: [(str(d), w) for d, w in r] for p, r in retrains.items()}, indent=1)
+    }
     for target in ("count", "duration"):
-        files[f"table-{target}.md"] = replay.markdown(replay.monthly_table(outcomes, retrains, scan_dates, target))
+        files[f"table-{target}.md"] = replay.markdown(
+            replay.monthly_table(outcomes, retrains, scan_dates, target)
+        )
     for name, text in files.items():
         part = out / f"{name}.part"
         part.write_text(text)
