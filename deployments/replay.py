@@ -170,7 +170,9 @@ def run_replay(
     for policy in policies:
         roots[policy] = out / policy
         shutil.copytree(initial, roots[policy])
-        apis[policy] = PredictionService(TechnicSettings(data_root=roots[policy]), reload_seconds=3600)
+        apis[policy] = PredictionService(
+            TechnicSettings(data_root=roots[policy]), reload_seconds=3600, universe_since=start
+        )
         clients[policy] = TestClient(create_app(apis[policy], reload=False)).__enter__()
     retrains: dict[str, list[tuple[dt.date, str]]] = {p: [] for p in policies}
     last_retrain: dict[str, int] = {}

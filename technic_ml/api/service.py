@@ -50,7 +50,11 @@ class Serving:
 
 
 class PredictionService:
-    def __init__(self, settings: TechnicSettings, *, reload_seconds: float = 5.0):
+    def __init__(
+        self, settings: TechnicSettings, *, reload_seconds: float = 5.0, universe_since: dt.date | None = None
+    ):
+        """``universe_since``: the first session whose scans the enriched models must serve (default:
+        the recent past only; the replay serves scans from its first replayed day on)."""
         self.settings = settings
         self.reload_seconds = reload_seconds
         self.market = open_market_data(settings)
@@ -61,7 +65,7 @@ class PredictionService:
 
         self.ledger = PredictionLedger(ledger_path(settings))
         self._default_as_of = self._now_or_last_close()
-        self.universe = universe_at(self.market, self._default_as_of)
+        self.universe = universe_at(self.market, self._default_as_of, universe_since)
         self._conditions: OrderedDict[dt.datetime, MarketConditions] = OrderedDict()
         self._conditions_lock = threading.Lock()
         self._predictions: OrderedDict[tuple, dict] = OrderedDict()

@@ -204,15 +204,17 @@ class Predictors:
         return prediction
 
 
-def universe_at(market, when) -> UniverseStats | None:
-    """Universe statistics for scans at ``when`` (None, with a warning, when the data lacks them)."""
+def universe_at(market, when, since=None) -> UniverseStats | None:
+    """Universe statistics for scans at ``when`` and, when ``since`` (a date) is given, at every
+    session from ``since`` on (None, with a warning, when the data lacks them)."""
     import datetime as dt
 
     from technic_ml.errors import MarketDataError
     from technic_ml.panel import Panel
 
+    first = min(when.date(), since) if since is not None else when.date()
     try:
-        panel = Panel.from_market(market, when, start=(when - dt.timedelta(days=800)).date())
+        panel = Panel.from_market(market, when, start=first - dt.timedelta(days=800))
         return UniverseStats(panel)
     except MarketDataError as exc:
         log.warning("no universe statistics at %s (%s): enriched models will abstain", when.isoformat(), exc)
