@@ -9,6 +9,8 @@ Modules, one idea each:
 * ``conformal``: split conformal intervals on a log scale.
 * ``runtime``: the compiled flat-tree runtime that serves one row in microseconds.
 * ``metrics`` / ``validation``: rolling-origin backtests, baselines, gates, model selection.
+* ``portable``: the serving file of a model (plain arrays and JSON) that loads under any library
+  versions.
 * ``registry``: versioned, hash-verified models with champion/challenger aliases.
 * ``training``: the train -> validate -> publish steps the CLI and the flows call.
 * ``reporting``: what the Prefect UI shows of a run: validation figures, feature importances,

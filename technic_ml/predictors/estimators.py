@@ -369,14 +369,24 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             return None
         return self.estimator_.bands(X[:, self.estimator_.source_column])
 
-    def predict(self, X) -> np.ndarray:
+    def _require_estimators(self, what: str) -> None:
+        """Fitted, with its scikit-learn objects (not the serving-only form of ``portable``)."""
         check_is_fitted(self)
+        if getattr(self, "serving_only_", False):
+            raise ValueError(
+                f"{what}: this predictor was loaded from its portable serving file, without its"
+                " scikit-learn objects; predict_batch serves the same numbers, and"
+                " ModelRegistry.load(..., fitted=True) gives the fitted model under its library versions"
+            )
+
+    def predict(self, X) -> np.ndarray:
+        self._require_estimators("predict")
         with self._threads():
             return self.estimator_.predict(self._check_X(X, fitting=False))
 
     def predict_interval(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(point, lower, upper) at the stated ``coverage``."""
-        check_is_fitted(self)
+        self._require_estimators("predict_interval")
         X = self._check_X(X, fitting=False)
         with self._threads():
             point = self.estimator_.predict(X)
@@ -610,7 +620,7 @@ class ResultCountPredictor(_TreePredictor):
         return point, lower, upper
 
     def predict_p_empty(self, X) -> np.ndarray:
-        check_is_fitted(self)
+        self._require_estimators("predict_p_empty")
         X = self._check_X(X, fitting=False)
         if self.empty_classifier_ is None:
             return np.full(len(X), self.empty_rate_)
@@ -675,7 +685,7 @@ class DurationPredictor(_TreePredictor):
         load, or a new source needs a few dozen scans, not a new history (see :mod:`.rated`).
         A source new to the model becomes servable: its code is added to the training range.
         """
-        check_is_fitted(self)
+        self._require_estimators("recalibrate")
         if self.model != "rated":
             raise ValueError(
                 f"model: received {self.model!r};"

@@ -3,9 +3,10 @@
 Layout under the registry root (a local directory by default, ``<data_root>/models``; or any
 pyarrow or fsspec filesystem)::
 
-    <model>/versions/<version>/model.joblib     the fitted predictor
+    <model>/versions/<version>/serving.npz      what serving needs, as plain arrays (``portable``)
+    <model>/versions/<version>/model.joblib     the fitted predictor (for refitting and inspection)
     <model>/versions/<version>/manifest.json    schema version, features, library versions, training
-                                                window and data hash, metrics, sha256 of model.joblib
+                                                window and data hash, metrics, sha256 of both files
     <model>/aliases/<time>-<id>.json            append-only alias events (promote, challenger, rollback)
     <model>/.staging/                           versions being written (never read)
 
@@ -13,10 +14,13 @@ pyarrow or fsspec filesystem)::
   ``versions/`` in one rename (atomic on a local filesystem). Readers only list ``versions/``, and
   a version counts only when its manifest is there and its model file has the manifest's size, so
   even on an object store without atomic renames a half-copied version is invisible.
-* **Load fails closed**: a joblib file is a pickle, and unpickling runs code. ``load`` first checks
-  the manifest's schema version and the library versions the model was pickled with (scikit-learn
-  and numba exactly, numpy and Python by minor version), then the sha256 of the file's bytes, and
-  only then unpickles those verified bytes; anything unexpected raises ``RegistryError``.
+* **Load fails closed**: ``load`` checks the manifest's schema version, then the sha256 of the
+  file it reads; anything unexpected raises ``RegistryError``. By default it reads the portable
+  serving file (arrays and JSON, no pickle: :mod:`.portable`), so a champion keeps serving after
+  scikit-learn, numba or numpy are upgraded. ``load(..., fitted=True)`` unpickles the joblib file,
+  and only under the library versions it was pickled with (scikit-learn and numba exactly, numpy
+  and Python by minor version): unpickling runs code. Versions published before serving files
+  existed are loaded from their joblib file under the same rule.
 * **Aliases** are derived from the event log: the current holder of an alias is the last event
   for it, and ``rollback`` returns ``champion`` to the holder before the current one (promotions
   push, rollbacks pop), so "who held champion and when" is never overwritten.
@@ -44,11 +48,13 @@ import pyarrow.fs as pafs
 
 from technic_ml import __version__
 from technic_ml.errors import RegistryError
+from technic_ml.predictors import portable
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.joblib"
+SERVING_FILE = "serving.npz"
 MANIFEST_FILE = "manifest.json"
 ALIASES = ("champion", "challenger")
 MODEL_NAMES = {"count": "result-count", "duration": "duration"}
@@ -198,6 +204,8 @@ class ModelRegistry:
         joblib.dump(predictor, buffer)
         data = buffer.getvalue()
         digest = hashlib.sha256(data).hexdigest()
+        # Another kind of object (a stand-in in tests) has no serving file: it loads by unpickling.
+        serving = portable.dumps(predictor) if portable.describes(predictor) else None
         created = _now()
         version = f"{created:%Y%m%dT%H%M%S%f}Z-{digest[:8]}"
         full = {
@@ -213,10 +221,19 @@ class ModelRegistry:
             "model_sha256": digest,
             "model_bytes": len(data),
         }
+        if serving is not None:
+            full |= {
+                "serving_file": SERVING_FILE,
+                "serving_format": portable.FORMAT,
+                "serving_sha256": hashlib.sha256(serving).hexdigest(),
+                "serving_bytes": len(serving),
+            }
         staging = self._dir(model, ".staging", f"{version}-{uuid.uuid4().hex[:8]}")
         final = self._dir(model, "versions", version)
         self.fs.create_dir(staging, recursive=True)
         self._write(f"{staging}/{MODEL_FILE}", data)
+        if serving is not None:
+            self._write(f"{staging}/{SERVING_FILE}", serving)
         self._write(f"{staging}/{MANIFEST_FILE}", (json.dumps(full, indent=2, default=str) + "\n").encode())
         self.fs.create_dir(self._dir(model, "versions"), recursive=True)
         self.fs.move(staging, final)
@@ -239,18 +256,22 @@ class ModelRegistry:
                 continue
             try:
                 manifest = json.loads(self._read(f"{info.path}/{MANIFEST_FILE}"))
-                size = self.fs.get_file_info(f"{info.path}/{MODEL_FILE}").size
+                sizes = {
+                    name: (self.fs.get_file_info(f"{info.path}/{name}").size, manifest.get(key))
+                    for name, key in ((MODEL_FILE, "model_bytes"), (SERVING_FILE, "serving_bytes"))
+                    if key in manifest or name == MODEL_FILE
+                }
             except (OSError, ValueError) as exc:
                 # Locally a version appears whole or not at all, so this is damage: say so, don't list it.
                 log.warning("%s: skipping unreadable version %s (%s)", model, info.path, exc)
                 continue
-            if size != manifest.get("model_bytes"):
+            short = {name: s for name, s in sizes.items() if s[0] != s[1]}
+            if short:
                 log.warning(
-                    "%s: skipping incomplete version %s (%s bytes of %s)",
+                    "%s: skipping incomplete version %s (%s)",
                     model,
                     info.path,
-                    size,
-                    manifest.get("model_bytes"),
+                    "; ".join(f"{name}: {have} bytes of {want}" for name, (have, want) in short.items()),
                 )
                 continue
             out.append(ModelVersion(model, manifest["version"], manifest["created_at"], manifest))
@@ -276,8 +297,12 @@ class ModelRegistry:
             return version
         return ref
 
-    def load(self, model: str, ref: str = "champion") -> tuple[Any, dict[str, Any]]:
-        """(predictor, manifest) after verifying schema, libraries and the file's sha256."""
+    def load(self, model: str, ref: str = "champion", *, fitted: bool = False) -> tuple[Any, dict[str, Any]]:
+        """(predictor, manifest) after verifying the manifest and the sha256 of the file read.
+
+        The portable serving file by default (serving only, any library versions); ``fitted``: the
+        pickled scikit-learn model, under the library versions it was written with only.
+        """
         version = self.resolve(model, ref)
         manifest = self.manifest(model, version)
         if manifest.get("schema_version") != SCHEMA_VERSION:
@@ -291,6 +316,8 @@ class ModelRegistry:
                 f" {manifest.get('model')!r} {manifest.get('version')!r};"
                 " expected this model and version (a copied or renamed directory)"
             )
+        if not fitted and "serving_sha256" in manifest:
+            return self._check_loaded(model, version, manifest, self._load_serving(model, version, manifest))
         problems = compatibility_problems(manifest.get("libraries", {}))
         if problems:
             raise RegistryError(
@@ -307,11 +334,31 @@ class ModelRegistry:
                 f" {str(manifest.get('model_sha256'))[:16]}...;"
                 " the file was modified, refusing to unpickle it"
             )
-        predictor = joblib.load(io.BytesIO(data))
+        return self._check_loaded(model, version, manifest, joblib.load(io.BytesIO(data)))
+
+    def _load_serving(self, model: str, version: str, manifest: dict[str, Any]) -> Any:
+        try:
+            data = self._read(self._dir(model, "versions", version, SERVING_FILE))
+        except FileNotFoundError:
+            raise RegistryError(f"{model} {version}: {SERVING_FILE} is missing") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != manifest.get("serving_sha256"):
+            raise RegistryError(
+                f"{model} {version}: {SERVING_FILE} sha256 {digest[:16]}... does not match the"
+                f" manifest's {str(manifest.get('serving_sha256'))[:16]}...; the file was modified,"
+                " refusing to serve it"
+            )
+        try:
+            return portable.loads(data)
+        except ValueError as exc:
+            raise RegistryError(f"{model} {version}: {exc}") from None
+
+    @staticmethod
+    def _check_loaded(model: str, version: str, manifest: dict[str, Any], predictor: Any) -> tuple[Any, dict]:
         expected = manifest.get("estimator")
         got = f"{type(predictor).__module__}.{type(predictor).__qualname__}"
         if got != expected:
-            raise RegistryError(f"{model} {version}: unpickled a {got}; expected {expected}")
+            raise RegistryError(f"{model} {version}: loaded a {got}; expected {expected}")
         features = [str(f) for f in getattr(predictor, "feature_names_in_", [])]
         if features != list(manifest.get("features", [])):
             raise RegistryError(f"{model} {version}: model features {features} differ from the manifest's")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import pytest
 
 from technic_ml.errors import RegistryError
@@ -34,33 +35,93 @@ def test_publish_then_load_round_trips(tmp_path, predictor):
     registry = ModelRegistry(tmp_path / "models")
     version = registry.publish(MODEL, predictor, _manifest(predictor))
     assert [v.version for v in registry.versions(MODEL)] == [version.version]
-    loaded, manifest = registry.load(MODEL, version.version)
-    assert type(loaded) is ResultCountPredictor
-    assert manifest["model_sha256"] and manifest["libraries"]["scikit-learn"]
+    assert manifest_keys(tmp_path, version.version) >= {"model_sha256", "serving_sha256", "serving_format"}
     X, _, _ = table("count", "seed", n=50, seed=9)
-    assert (loaded.predict(X) == predictor.predict(X)).all()
+    rows = predictor._check_X(X, fitting=False)
+    served, manifest = registry.load(MODEL, version.version)
+    assert manifest["serving_bytes"] > 0
+    assert type(served) is ResultCountPredictor and served.serving_only_
+    for key, values in predictor.predict_batch(rows).items():
+        np.testing.assert_array_equal(served.predict_batch(rows)[key], values)
+    fitted, _ = registry.load(MODEL, version.version, fitted=True)
+    assert (fitted.predict(X) == predictor.predict(X)).all()
+
+
+def manifest_keys(root, version) -> set[str]:
+    return set(json.loads((root / "models" / MODEL / "versions" / version / "manifest.json").read_text()))
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
 
 
 def test_tampered_model_file_is_refused_before_unpickling(tmp_path, predictor):
     registry = ModelRegistry(tmp_path)
     v = registry.publish(MODEL, predictor, _manifest(predictor)).version
-    path = tmp_path / MODEL / "versions" / v / "model.joblib"
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    _flip_a_byte(tmp_path / MODEL / "versions" / v / "model.joblib")
     with pytest.raises(RegistryError, match=r"sha256 .* does not match .* refusing to unpickle"):
+        registry.load(MODEL, v, fitted=True)
+
+
+def test_tampered_serving_file_is_refused(tmp_path, predictor):
+    registry = ModelRegistry(tmp_path)
+    v = registry.publish(MODEL, predictor, _manifest(predictor)).version
+    _flip_a_byte(tmp_path / MODEL / "versions" / v / "serving.npz")
+    with pytest.raises(RegistryError, match=r"serving.npz sha256 .* does not match .* refusing to serve it"):
         registry.load(MODEL, v)
 
 
-def test_incompatible_library_versions_are_refused(tmp_path, predictor):
+def _written_under(tmp_path, registry, version, **libraries) -> None:
+    manifest_path = tmp_path / MODEL / "versions" / version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["libraries"].update(libraries)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_a_model_written_under_other_library_versions_serves_the_same_predictions(tmp_path, predictor):
+    """An upgrade of scikit-learn, numba and numpy leaves the champion serving: its serving file
+    is arrays and JSON. The pickle, which would run code written for other versions, is refused."""
+    registry = ModelRegistry(tmp_path)
+    v = registry.publish(MODEL, predictor, _manifest(predictor)).version
+    _written_under(tmp_path, registry, v, **{"scikit-learn": "0.24.2", "numba": "0.50.0", "numpy": "1.19.5"})
+    X, _, _ = table("count", "seed", n=200, seed=4)
+    rows = predictor._check_X(X, fitting=False)
+    served, _ = registry.load(MODEL, v)
+    for key, values in predictor.predict_batch(rows).items():
+        np.testing.assert_array_equal(served.predict_batch(rows)[key], values)
+    assert [served.predict_one(x) for x in rows] == [predictor.predict_one(x) for x in rows]
+    with pytest.raises(RegistryError, match=r"scikit-learn: model built with 0\.24\.2"):
+        registry.load(MODEL, v, fitted=True)
+
+
+def test_a_version_without_a_serving_file_loads_by_unpickling_under_its_versions(tmp_path, predictor):
+    """Versions published before serving files existed keep loading, under the old rule."""
     registry = ModelRegistry(tmp_path)
     v = registry.publish(MODEL, predictor, _manifest(predictor)).version
     manifest_path = tmp_path / MODEL / "versions" / v / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["libraries"]["scikit-learn"] = "0.24.2"
+    for key in ("serving_file", "serving_format", "serving_sha256", "serving_bytes"):
+        del manifest[key]
     manifest_path.write_text(json.dumps(manifest))
+    (tmp_path / MODEL / "versions" / v / "serving.npz").unlink()
+    assert [x.version for x in registry.versions(MODEL)] == [v]
+    loaded, _ = registry.load(MODEL, v)
+    assert not getattr(loaded, "serving_only_", False)
+    _written_under(tmp_path, registry, v, **{"scikit-learn": "0.24.2"})
     with pytest.raises(RegistryError, match=r"scikit-learn: model built with 0\.24\.2"):
         registry.load(MODEL, v)
+
+
+def test_a_half_written_serving_file_hides_the_version(tmp_path, predictor, caplog):
+    registry = ModelRegistry(tmp_path)
+    v = registry.publish(MODEL, predictor, _manifest(predictor)).version
+    path = tmp_path / MODEL / "versions" / v / "serving.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        assert registry.versions(MODEL) == []
+    assert "serving.npz: 100 bytes of" in caplog.text
 
 
 def test_a_damaged_version_is_not_listed_and_is_reported(tmp_path, predictor, caplog):
