@@ -104,6 +104,12 @@ class TechnicSettings(BaseSettings):
     monitor_psi_max: float = Field(
         default=0.25, gt=0, description="Input drift: PSI beyond sampling noise above this is degraded."
     )
+    monitor_support_max: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Market-condition drift: a larger share of recent scans outside the training support.",
+    )
     monitor_drift_min_rows: int = Field(
         default=200, ge=1, description="Recent scans needed before input drift is judged."
     )

@@ -63,6 +63,46 @@ DEFAULT_INPUTS: dict[str, str] = {
 }
 
 
+#: Market conditions at scan time: every scan of a day shares them and they move over weeks, so a
+#: few hundred recent scans hold a handful of days. Their PSI against years of training is large
+#: whatever happens (a replay of 2018 read PSI 2-3 on ``spy_trend`` in quiet weeks), so these are
+#: judged on support instead (:func:`outside_support`): are recent scans in conditions the
+#: training window covered?
+MARKET_INPUTS = (
+    "spy_trend",
+    "spy_volatility",
+    "spy_momentum",
+    "spy_return_5d",
+    "spy_return_20d",
+    "vix_level",
+)
+#: Support of a numeric input: the training window's central 99 % (a single extreme day in three
+#: years does not widen it).
+SUPPORT_TAIL = 0.005
+
+
+def outside_support(reference, current, kind: str, *, tail: float = SUPPORT_TAIL) -> tuple[float, str]:
+    """(share of ``current`` outside the support of ``reference``, the support as text).
+
+    Numeric: outside [q(tail), q(1 - tail)] of the reference; categorical: a category the reference
+    never had. Missing values are left out of both sides.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind: received {kind!r}; expected one of {list(KINDS)}")
+    ref = pd.Series(reference).dropna()
+    cur = pd.Series(current).dropna()
+    if ref.empty or cur.empty:
+        raise ValueError(
+            f"reference/current: received {len(ref)} and {len(cur)} values; expected at least one each"
+        )
+    if kind == "categorical":
+        seen = set(ref.astype(str))
+        return float((~cur.astype(str).isin(seen)).mean()), "{" + ", ".join(sorted(seen)) + "}"
+    lo, hi = np.quantile(ref.to_numpy(dtype=float), [tail, 1 - tail])
+    values = cur.to_numpy(dtype=float)
+    return float(((values < lo) | (values > hi)).mean()), f"[{lo:.4g}, {hi:.4g}]"
+
+
 def _check_int(name: str, value: Any, minimum: int) -> None:
     # bool is an int subclass, and True silently meaning 1 bin or 1 row is never what was meant.
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:

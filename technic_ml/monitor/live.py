@@ -44,6 +44,9 @@ class Thresholds:
     abstain_max: float = 0.25
     #: An input whose PSI exceeds what sampling alone gives by this much has drifted.
     psi_max: float = 0.25
+    #: A market-condition input has drifted when more than this share of recent scans lie outside
+    #: its training support (``drift.outside_support``).
+    support_max: float = 0.5
     #: Fewer recent rows than this per side: no drift verdict for that input.
     drift_min_rows: int = 200
     #: A challenger is compared with the champion on at least this many shared outcomes.
@@ -60,7 +63,7 @@ class Thresholds:
             raise ValueError(
                 f"min_outcomes: received {self.min_outcomes}; expected at most window ({self.window})"
             )
-        for name in ("mae_ratio_max", "abstain_max", "psi_max", "promote_p_max"):
+        for name in ("mae_ratio_max", "abstain_max", "psi_max", "support_max", "promote_p_max"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name}: received {value!r}; expected a positive number")
@@ -73,6 +76,7 @@ class Thresholds:
             mae_ratio_max=settings.monitor_mae_ratio_max,
             abstain_max=settings.monitor_abstain_max,
             psi_max=settings.monitor_psi_max,
+            support_max=settings.monitor_support_max,
             drift_min_rows=settings.monitor_drift_min_rows,
             promote_min_outcomes=settings.monitor_promote_min_outcomes,
         )

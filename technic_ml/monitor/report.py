@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from technic_ml.errors import RegistryError
-from technic_ml.monitor.drift import DEFAULT_INPUTS, DriftResult, input_drift
+from technic_ml.monitor.drift import DEFAULT_INPUTS, MARKET_INPUTS, DriftResult, input_drift, outside_support
 from technic_ml.monitor.live import LivePerformance, Thresholds, live_performance
 from technic_ml.monitor.promotion import Comparison, compare
 from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
@@ -174,6 +174,14 @@ def _drift(history: pd.DataFrame | None, manifest: dict[str, Any], thresholds: T
     findings = []
     for r in results:
         if r.psi is None:
+            continue
+        if r.column in MARKET_INPUTS:
+            share, support = outside_support(reference[r.column], current[r.column], r.kind)
+            if share > thresholds.support_max:
+                findings.append(
+                    f"input {r.column} outside its training support: {share:.0%} of {r.n_current} recent"
+                    f" scans beyond the training window's {support} (limit {thresholds.support_max:.0%})"
+                )
             continue
         k = BINS if r.kind == "numeric" else max(2, reference[r.column].nunique() + 1)
         excess = r.psi - sampling_psi(r.n_reference, r.n_current, k)

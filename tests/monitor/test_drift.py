@@ -295,3 +295,29 @@ def test_psi_is_finite_and_non_negative(reference, current, bins):
 def test_psi_categorical_is_finite_and_non_negative(reference, current):
     value = psi_categorical(reference, current)
     assert math.isfinite(value) and value >= 0
+
+
+@pytest.mark.parametrize(
+    ("reference", "current", "kind", "share"),
+    [
+        (np.arange(1000.0), np.full(10, 500.0), "numeric", 0.0),  # narrow but inside: no drift
+        (np.arange(1000.0), np.r_[np.full(3, 2000.0), np.full(7, 500.0)], "numeric", 0.3),
+        (np.arange(1000.0), np.full(4, -1.0), "numeric", 1.0),
+        (np.r_[np.arange(1000.0), np.nan], np.r_[np.nan, 500.0], "numeric", 0.0),  # NaN on neither side
+        (["bullish", "neutral"], ["bearish", "bullish"], "categorical", 0.5),  # never seen in training
+    ],
+)
+def test_outside_support_by_hand(reference, current, kind, share):
+    from technic_ml.monitor.drift import outside_support
+
+    assert outside_support(reference, current, kind)[0] == pytest.approx(share)
+
+
+def test_outside_support_names_the_support_and_refuses_empty_sides():
+    from technic_ml.monitor.drift import outside_support
+
+    assert outside_support(np.arange(1001.0), [1.0], "numeric")[1] == "[5, 995]"
+    with pytest.raises(ValueError, match="received 0 and 1 values; expected at least one each"):
+        outside_support([np.nan], [1.0], "numeric")
+    with pytest.raises(ValueError, match="kind: received 'ordinal'"):
+        outside_support([1.0], [1.0], "ordinal")

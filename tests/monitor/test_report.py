@@ -42,15 +42,16 @@ def registry(tmp_path):
     return reg
 
 
-def history(n_train=600, n_recent=300, shift=0.0, seed=3):
+def history(n_train=600, n_recent=300, shift=0.0, seed=3, recent_vix=None, symbols_shift=0):
     rng = np.random.default_rng(seed)
     train = pd.date_range("2018-01-03 10:00", periods=n_train, freq="7h", tz="America/New_York")
     recent = pd.date_range("2018-07-02 10:00", periods=n_recent, freq="1h", tz="America/New_York")
-    n = n_train + n_recent
-    vix = np.r_[rng.normal(15, 3, n_train), rng.normal(15 + shift, 3, n_recent)]
-    return pd.DataFrame(
-        {"timestamp": train.append(recent), "vix_level": vix, "max_symbols": rng.integers(50, 500, n)}
-    )
+    vix = np.r_[
+        rng.normal(15, 3, n_train),
+        rng.normal(15 + shift, 3, n_recent) if recent_vix is None else np.full(n_recent, recent_vix),
+    ]
+    symbols = np.r_[rng.integers(50, 500, n_train), rng.integers(50, 500, n_recent) + symbols_shift]
+    return pd.DataFrame({"timestamp": train.append(recent), "vix_level": vix, "max_symbols": symbols})
 
 
 def test_sampling_noise_of_psi():
@@ -81,9 +82,19 @@ def test_drift_is_judged_beyond_sampling_noise(registry):
     calm = monitor_models(good, registry, history(shift=0.0)).models["count"]
     assert not calm.drift_findings
     assert {d.column for d in calm.drift} == {"vix_level", "max_symbols"}
+    # A market condition is judged on support: a quiet fortnight at one VIX level inside the
+    # training range is no drift (its PSI is huge), a regime beyond the range is.
+    quiet = monitor_models(good, registry, history(recent_vix=12.0)).models["count"]
+    assert next(d for d in quiet.drift if d.column == "vix_level").psi > 2
+    assert not quiet.drift_findings
     shifted = monitor_models(good, registry, history(shift=9.0)).models["count"]
     [finding] = shifted.drift_findings
-    assert finding.startswith("input vix_level drifted: PSI") and "over 200 recent scans" in finding
+    assert finding.startswith("input vix_level outside its training support:")
+    assert "of 200 recent scans beyond the training window's [" in finding and "(limit 50%)" in finding
+    # A config input is judged on PSI beyond sampling noise.
+    asked = monitor_models(good, registry, history(symbols_shift=400)).models["count"]
+    [finding] = asked.drift_findings
+    assert finding.startswith("input max_symbols drifted: PSI") and "over 200 recent scans" in finding
     few = monitor_models(good, registry, history(n_recent=50)).models["count"]
     assert not few.drift_findings and {d.level for d in few.drift} == {"too_few"}
 
