@@ -1,10 +1,12 @@
-"""Crash-safe file writes shared by the stores and the market-data cache.
+"""Crash-safe file writes and inter-process locks, the one copy every local store uses.
 
 A reader must never see half a file: data goes to a hidden temporary file in the same directory
-(a leading "." keeps pyarrow's dataset discovery away from it), is flushed and fsynced, then
-renamed over the destination, and the directory entry is fsynced so the rename survives a power
-loss. The scan history store splits write and rename around its compaction journal and uses its
-own helper for that; everything that writes a whole file at once uses this one.
+(a leading "." keeps pyarrow's dataset discovery and the inbox away from it; the ".tmp" suffix
+lets the history store recognise leftovers), is flushed and fsynced, then renamed over the
+destination, and the directory entry is fsynced so the rename survives a power loss. The scan
+history store splits write and rename around its compaction journal (``history.store``); everything
+that writes a whole file at once uses :func:`write_atomic`. Locks are ``fcntl.flock`` on a lock
+file: local filesystems only (docs/storage.md says what each store guarantees where).
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import pyarrow.parquet as pq
 
 
 def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+    """Make a rename or a new entry in ``directory`` survive a power loss."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(binary file)`` into a hidden temp file, then rename it to ``path`` (see above)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -46,12 +50,12 @@ def _write_atomic(path: Path, write) -> None:
 
 def write_parquet_atomic(path: Path, table: pa.Table, **write_options) -> None:
     """Write ``table`` to ``path`` atomically (temp file, fsync, rename, directory fsync)."""
-    _write_atomic(path, lambda fh: pq.write_table(table, fh, **write_options))
+    write_atomic(path, lambda fh: pq.write_table(table, fh, **write_options))
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """:func:`write_parquet_atomic` for bytes."""
-    _write_atomic(path, lambda fh: fh.write(data))
+    write_atomic(path, lambda fh: fh.write(data))
 
 
 @contextmanager

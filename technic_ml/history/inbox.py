@@ -46,18 +46,16 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import fcntl
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from technic_ml.errors import StoreError
+from technic_ml.fsio import exclusive_lock, fsync_dir
 from technic_ml.history.store import CompactionReport, ScanHistoryStore
 
 log = logging.getLogger(__name__)
@@ -367,7 +365,7 @@ def _move(source: Path, target: Path) -> None:
     created = not target.parent.exists()
     target.parent.mkdir(parents=True, exist_ok=True)
     if created:
-        _fsync_dir(target.parent.parent)
+        fsync_dir(target.parent.parent)
     try:
         os.replace(source, target)
     except OSError as exc:
@@ -377,16 +375,8 @@ def _move(source: Path, target: Path) -> None:
                 " processed directory on the inbox's filesystem"
             ) from exc
         raise StoreError(f"processed: cannot move {source} to {target} ({exc})") from exc
-    _fsync_dir(target.parent)
-    _fsync_dir(source.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)
+    fsync_dir(source.parent)
 
 
 def _ledger_path(path: Path, processed: Path) -> str:
@@ -443,14 +433,8 @@ def _last_byte(path: Path) -> bytes:
         return f.read(1)
 
 
-@contextmanager
-def _collector_lock(processed: Path) -> Iterator[None]:
-    fd = os.open(processed / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _collector_lock(processed: Path):
+    return exclusive_lock(processed / LOCK)
 
 
 def part_files_per_partition(store: ScanHistoryStore) -> dict[dt.date, int]:

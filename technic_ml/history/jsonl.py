@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 
 from technic_ml.contracts import SUB_MICROSECOND, ScanRecord, parse_record
 from technic_ml.errors import ContractError, StoreError
+from technic_ml.fsio import write_atomic
 from technic_ml.history.schema import record_row, rows_to_table
 
 RecordSource = Literal["scanner_log", "backfill"]
@@ -533,18 +534,17 @@ def write_jsonl(path: Path, batches: Iterable[list[ScanRecord]], *, include_prov
         raise StoreError(
             f"export_jsonl: directory {path.parent} does not exist; expected an existing directory"
         )
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     written = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for records in batches:
-                f.writelines(
+
+    def write(fh) -> None:
+        nonlocal written
+        for records in batches:
+            fh.write(
+                "".join(
                     r.to_original_json(include_provenance=include_provenance) + "\n" for r in records
-                )
-                written += len(records)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+                ).encode()
+            )
+            written += len(records)
+
+    write_atomic(path, write)
     return written

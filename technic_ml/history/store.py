@@ -72,6 +72,7 @@ import pyarrow.parquet as pq
 
 from technic_ml.contracts import EARLIEST, LATEST, SUPPORTED_RANGE, ScanRecord
 from technic_ml.errors import ContractError, StoreError
+from technic_ml.fsio import fsync_dir, write_bytes_atomic
 from technic_ml.history.jsonl import (
     BATCH_RECORDS,
     BOOKKEEPING_COLUMNS,
@@ -271,14 +272,6 @@ class _Layout:
         return [f for d in keys for f in self.partitions[d]]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _new_name(prefix: str) -> str:
     return f"{prefix}-{time.time_ns():016x}-{uuid.uuid4().hex[:12]}.parquet"
 
@@ -299,13 +292,7 @@ def _write_temp(directory: Path, table: pa.Table, prefix: str = "part") -> tuple
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.parent / f".{path.name}.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
-    _fsync_dir(path.parent)
+    write_bytes_atomic(path, json.dumps(data, indent=2).encode())
 
 
 def _versions() -> dict[str, str]:
@@ -943,9 +930,9 @@ class ScanHistoryStore:
             if (directory / journal["new_file"]).exists():
                 for name in journal["replaces"]:
                     (directory / name).unlink(missing_ok=True)
-                _fsync_dir(directory)
+                fsync_dir(directory)
             (self.root / JOURNAL).unlink()
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         layout = self._scan_layout(full=True)
         for tmp in layout.temp_files:
             tmp.unlink(missing_ok=True)
@@ -1105,11 +1092,11 @@ class ScanHistoryStore:
         directory = self.root / UNREADABLE_DIR
         if not directory.exists():
             directory.mkdir()
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         target = directory / f"{path.parent.name}--{path.name}"
         os.rename(path, target)
-        _fsync_dir(directory)
-        _fsync_dir(path.parent)
+        fsync_dir(directory)
+        fsync_dir(path.parent)
         entry = {
             "file": str(path),
             "moved_to": target.name,
@@ -1206,7 +1193,7 @@ class ScanHistoryStore:
                 directory.mkdir()
                 created = True
         if created:
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         written: list[tuple[Path, Path, pa.Table, dt.date]] = []
         start = 0
         try:
@@ -1221,7 +1208,7 @@ class ScanHistoryStore:
             for tmp, _, _, _ in written:
                 tmp.unlink(missing_ok=True)
         for directory in directories.values():
-            _fsync_dir(directory)
+            fsync_dir(directory)
         for _, final, part, day in written:
             self._index[final] = (
                 part.column("scan_id").combine_chunks(),
@@ -1288,19 +1275,19 @@ class ScanHistoryStore:
             os.rename(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         for path in old:
             path.unlink()
-        _fsync_dir(directory)
+        fsync_dir(directory)
         (self.root / JOURNAL).unlink()
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return final
 
     def _write_retired(self, layout: _Layout, ids: pa.Table, mode: str) -> None:
         directory = self.root / RETIRED_DIR
         if not directory.exists():
             directory.mkdir()
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         n = ids.num_rows
         table = pa.Table.from_arrays(
             [
@@ -1314,7 +1301,7 @@ class ScanHistoryStore:
         )
         tmp, final = _write_temp(directory, table, prefix="retired")
         os.rename(tmp, final)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         self._index[final] = (
             table.column("scan_id").combine_chunks(),
             table.column("content_hash").combine_chunks(),
@@ -1341,10 +1328,10 @@ class ScanHistoryStore:
                             f" archive directory {archive.root} on the same filesystem as the store"
                         ) from exc
                     raise
-                _fsync_dir(target)
+                fsync_dir(target)
                 layout.partitions.pop(day)
-            _fsync_dir(archive.root)
-        _fsync_dir(self.root)
+            fsync_dir(archive.root)
+        fsync_dir(self.root)
 
     def _drop_partitions(self, layout: _Layout, dates: list[dt.date]) -> None:
         for day in dates:
@@ -1353,4 +1340,4 @@ class ScanHistoryStore:
                 self._index.pop(path, None)
             directory = self.root / f"{PARTITION_PREFIX}{day.isoformat()}"
             directory.rmdir()
-        _fsync_dir(self.root)
+        fsync_dir(self.root)

@@ -35,7 +35,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import platform
 import socket
 import uuid
@@ -48,6 +47,7 @@ import pyarrow.fs as pafs
 
 from technic_ml import __version__
 from technic_ml.errors import RegistryError
+from technic_ml.fsio import exclusive_lock, fsync_dir, write_bytes_atomic
 from technic_ml.predictors import portable
 
 log = logging.getLogger(__name__)
@@ -156,13 +156,7 @@ class ModelRegistry:
         parent = path.rsplit("/", 1)[0]
         self.fs.create_dir(parent, recursive=True)
         if self.local:
-            # temp file + fsync + rename: a reader never sees a partial file.
-            tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_bytes_atomic(Path(path), data)
         else:
             with self.fs.open_output_stream(path) as fh:
                 fh.write(data)
@@ -173,16 +167,8 @@ class ModelRegistry:
         if not self.local:
             yield
             return
-        import fcntl
-
-        lock_dir = self._dir(model)
-        os.makedirs(lock_dir, exist_ok=True)
-        with open(f"{lock_dir}/{name}", "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with exclusive_lock(Path(self._dir(model), name)):
+            yield
 
     def _locked(self, model: str):
         """Serialize alias read-modify-write between processes."""
@@ -238,11 +224,7 @@ class ModelRegistry:
         self.fs.create_dir(self._dir(model, "versions"), recursive=True)
         self.fs.move(staging, final)
         if self.local:
-            fd = os.open(self._dir(model, "versions"), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(Path(self._dir(model, "versions")))
         return ModelVersion(model, version, full["created_at"], full)
 
     def versions(self, model: str) -> list[ModelVersion]:
