@@ -15,7 +15,7 @@ from technic_ml.backfill import (
 )
 from technic_ml.history import ScanHistoryStore
 from technic_ml.market_data import SampleMarketData
-from technic_ml.nyse import calendar, sessions_between
+from technic_ml.nyse import NY, calendar, sessions_between
 from technic_ml.settings import TechnicSettings
 
 START, END = dt.date(2016, 1, 4), dt.date(2016, 6, 30)
@@ -157,3 +157,18 @@ def test_each_batch_is_timed_in_interleaved_rounds_and_records_carry_the_measure
         assert extra["timing"] == TIMING_METHOD and extra["timing_runs"] == 2
         assert total == pytest.approx(extra["work_units"] * extra["probe_seconds"])
         assert extra["wall_seconds"] > 0
+
+
+def test_a_backfill_leaves_one_file_per_day(tmp_path, market, monkeypatch):
+    """Shuffled batches write a file per batch into each day they touch; the backfill merges them,
+    so reading the history opens one file per day, not one per batch per day."""
+    from technic_ml import backfill as backfill_module
+    from technic_ml.history.inbox import part_files_per_partition
+
+    monkeypatch.setattr(backfill_module, "BATCH", 5)
+    store = ScanHistoryStore(tmp_path / "history")
+    plan = plan_backfill(dt.date(2016, 6, 1), dt.date(2016, 6, 10), 40, 3, market.universe())
+    assert run_plan(plan, market, store, timing_runs=1).added == 40
+    files = part_files_per_partition(store)
+    assert len(files) == len({p.as_of.astimezone(NY).date() for p in plan}) and set(files.values()) == {1}
+    assert len(store.frame()) == 40
