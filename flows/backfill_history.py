@@ -1,9 +1,11 @@
 """backfill-history: run the reference scanner over past days, chunks fanned out with ``.map``.
 
 The task runner is configurable: threads by default (:func:`task_runner`), or Dask through the
-optional ``dask`` extra (``pip install 'technic-ml[dask]'``): ``TECHNIC_BACKFILL_TASK_RUNNER=dask``
-where the flow runs (a LocalCluster), or in code
-``backfill_history.with_options(task_runner=task_runner("dask", address="tcp://..."))``.
+optional ``dask`` extra (``pip install 'technic-ml[dask]'``): ``TECHNIC_DASK_ADDRESS=tcp://host:8786``
+sends the chunks to that scheduler's workers, ``TECHNIC_BACKFILL_TASK_RUNNER=dask`` alone starts a
+LocalCluster where the flow runs (:func:`configured_task_runner`); in code,
+``backfill_history.with_options(task_runner=task_runner("dask", address="tcp://..."))``. Every
+worker writes to the configured history store itself, so it must see the same data root.
 Chunks are independent (each opens its own market data and writes under the store's lock) and
 cached on their inputs and the data version, so a re-run skips finished chunks. Afterwards the
 day partitions the chunks wrote are compacted.
@@ -12,7 +14,6 @@ day partitions the chunks wrote are compacted.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from typing import Annotated, Any
 
@@ -65,12 +66,17 @@ def task_runner(kind: str = "threads", *, workers: int = 2, address: str | None 
     raise ValueError(f"task runner: received {kind!r}; expected 'threads' or 'dask'")
 
 
+def configured_task_runner(settings: TechnicSettings | None = None):
+    """The runner the settings ask for: Dask at ``dask_address``, else ``backfill_task_runner``."""
+    settings = settings or TechnicSettings()
+    if settings.dask_address:
+        return task_runner("dask", address=settings.dask_address)
+    return task_runner(settings.backfill_task_runner)
+
+
 # Chosen here, not with .with_options in deployments/serve.py: served and worker runs load the
 # entrypoint from this file, so only the decorator's runner is the one they use.
-@flow(
-    name="backfill-history",
-    task_runner=task_runner(os.environ.get("TECHNIC_BACKFILL_TASK_RUNNER", "threads")),
-)
+@flow(name="backfill-history", task_runner=configured_task_runner())
 def backfill_history(params: BackfillParams | None = None) -> dict:
     logger = get_run_logger()
     params = params or BackfillParams()

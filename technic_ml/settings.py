@@ -121,6 +121,15 @@ class TechnicSettings(BaseSettings):
         ge=0,
         description="The retrain automation runs train-predictors at most once per this many minutes.",
     )
+    backfill_task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description="Where backfill-history runs its chunks: threads of the flow's process, or Dask.",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="A Dask scheduler (tcp://host:8786) for backfill-history's chunks; without it,"
+        " the dask runner starts a LocalCluster.",
+    )
 
     @field_validator(
         "data_root",
