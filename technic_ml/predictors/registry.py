@@ -305,31 +305,27 @@ class ModelRegistry:
             raise RegistryError(
                 f"{model} {version}: incompatible environment, refusing to unpickle: " + "; ".join(problems)
             )
-        try:
-            data = self._read(self._dir(model, "versions", version, MODEL_FILE))
-        except FileNotFoundError:
-            raise RegistryError(f"{model} {version}: {MODEL_FILE} is missing") from None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != manifest.get("model_sha256"):
-            raise RegistryError(
-                f"{model} {version}: {MODEL_FILE} sha256 {digest[:16]}... does not match the manifest's"
-                f" {str(manifest.get('model_sha256'))[:16]}...;"
-                " the file was modified, refusing to unpickle it"
-            )
+        data = self._verified(model, version, manifest, MODEL_FILE, "model_sha256", "unpickle it")
         return self._check_loaded(model, version, manifest, joblib.load(io.BytesIO(data)))
 
-    def _load_serving(self, model: str, version: str, manifest: dict[str, Any]) -> Any:
+    def _verified(
+        self, model: str, version: str, manifest: dict, name: str, key: str, refusing: str
+    ) -> bytes:
+        """The bytes of a version's file, only when their sha256 is the manifest's ``key``."""
         try:
-            data = self._read(self._dir(model, "versions", version, SERVING_FILE))
+            data = self._read(self._dir(model, "versions", version, name))
         except FileNotFoundError:
-            raise RegistryError(f"{model} {version}: {SERVING_FILE} is missing") from None
+            raise RegistryError(f"{model} {version}: {name} is missing") from None
         digest = hashlib.sha256(data).hexdigest()
-        if digest != manifest.get("serving_sha256"):
+        if digest != manifest.get(key):
             raise RegistryError(
-                f"{model} {version}: {SERVING_FILE} sha256 {digest[:16]}... does not match the"
-                f" manifest's {str(manifest.get('serving_sha256'))[:16]}...; the file was modified,"
-                " refusing to serve it"
+                f"{model} {version}: {name} sha256 {digest[:16]}... does not match the manifest's"
+                f" {str(manifest.get(key))[:16]}...; the file was modified, refusing to {refusing}"
             )
+        return data
+
+    def _load_serving(self, model: str, version: str, manifest: dict[str, Any]) -> Any:
+        data = self._verified(model, version, manifest, SERVING_FILE, "serving_sha256", "serve it")
         try:
             return portable.loads(data)
         except ValueError as exc:
