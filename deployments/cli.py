@@ -184,6 +184,12 @@ def replay(
     market_dir: Annotated[
         Path | None, typer.Option(help="Market-data directory (env TECHNIC_MARKET_DIR).")
     ] = None,
+    policies: Annotated[
+        str, typer.Option(help="Comma-separated subset of frozen,nightly,monitor (one per process).")
+    ] = "frozen,nightly,monitor",
+    retrain_targets: Annotated[
+        str, typer.Option(help="What a retrain trains: count,duration or one of them.")
+    ] = "count,duration",
 ) -> None:
     """Replay real days through the API code and the flows under three retraining policies (frozen,
     nightly, monitor-triggered) and print realized coverage, MAE, abstention and retrains per month."""
@@ -195,17 +201,30 @@ def replay(
         first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
     except ValueError as exc:
         raise typer.BadParameter(f"{exc}; expected YYYY-MM-DD", param_hint="--start/--end") from None
+    from technic_ml.replay import POLICIES
+
+    chosen = _csv(policies, "--policies", POLICIES)
+    targets = _csv(retrain_targets, "--retrain-targets", ("count", "duration"))
     settings = _settings(market_dir=market_dir)  # a bad market setting: a usage error, before any work
     from deployments.replay import run_replay
 
     result = run_replay(
         first, last, out_dir, market_dir=settings.market_dir, per_day=per_day,
-        initial_scans=initial_scans, cooldown_days=cooldown_days,
+        initial_scans=initial_scans, cooldown_days=cooldown_days, policies=chosen, retrain_targets=targets,
         log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
     )  # fmt: skip
     for target in ("count", "duration"):
         text = markdown(result.table(target))
         out.print(f"{target}, per month:\n\n{text}", markup=False, highlight=False)
+
+
+def _csv(text: str, option: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not items or any(x not in allowed for x in items):
+        raise typer.BadParameter(
+            f"received {text!r}; expected comma-separated names from {', '.join(allowed)}", param_hint=option
+        )
+    return items
 
 
 @app.command()

@@ -84,6 +84,11 @@ def run_replay(
     bad = [p for p in policies if p not in replay.POLICIES]
     if bad:
         raise ValueError(f"policies: received {bad}; expected some of {list(replay.POLICIES)}")
+    odd = [t for t in retrain_targets if t not in ("count", "duration")]
+    if odd or not retrain_targets:
+        raise ValueError(
+            f"retrain_targets: received {list(retrain_targets)}; expected some of count, duration"
+        )
     if end < start:
         raise ValueError(f"end: received {end}; expected on or after start ({start})")
     t0 = time.perf_counter()

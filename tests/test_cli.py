@@ -254,6 +254,34 @@ USAGE_ERRORS = [
         "error: --start/--end: month must be in 1..12; expected YYYY-MM-DD",
     ),
     (
+        [
+            "replay",
+            "--start",
+            "2018-12-03",
+            "--end",
+            "2018-12-04",
+            "--out",
+            "/nonexistent/r",
+            "--policies",
+            "weekly",
+        ],
+        "error: --policies: received 'weekly'; expected comma-separated names from frozen, nightly, monitor",
+    ),
+    (
+        [
+            "replay",
+            "--start",
+            "2018-12-03",
+            "--end",
+            "2018-12-04",
+            "--out",
+            "/nonexistent/r",
+            "--retrain-targets",
+            "",
+        ],
+        "error: --retrain-targets: received ''; expected comma-separated names from count, duration",
+    ),
+    (
         ["trigger", "nope"],
         "error: FLOW: received 'nope'; expected one of market-snapshot, collect-history, backfill-history,"
         " train-predictors, daily-presets, model-monitor",
