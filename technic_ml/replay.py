@@ -145,7 +145,7 @@ def markdown(table: pd.DataFrame, band: tuple[float, float] = (0.87, 0.93)) -> s
             cov = f"{r['coverage']:.1%}"
             if not band[0] <= r["coverage"] <= band[1]:
                 cov = f"**{cov}**"
-            cells.append(f"{cov}, {r['mae']:.2f}, {r['abstained']:.1%}, {int(r['retrains'])}")
+            cells.append(f"{cov}, {r['mae']:.3g}, {r['abstained']:.1%}, {int(r['retrains'])}")
         lines.append(f"| {month} | " + " | ".join(cells) + " |")
     totals = []
     for p in policies:

@@ -71,5 +71,5 @@ def test_the_monthly_table_by_hand():
     assert (jan["abstained"], jan["retrains"]) == (0.0, 0)
     assert (feb["outcomes"], feb["coverage"], feb["abstained"], feb["retrains"]) == (1, 1.0, 0.5, 1)
     text = markdown(table)
-    assert "| 2018-01 | **50.0%**, 5.50, 0.0%, 0 |" in text
+    assert "| 2018-01 | **50.0%**, 5.5, 0.0%, 0 |" in text  # MAE to 3 significant digits: durations are ms
     assert "| **all** | 66.7% overall, 0/2 months in band, 1 retrains |" in text
