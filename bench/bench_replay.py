@@ -45,7 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retrain-targets", default="count,duration", help="what a retrain trains (both start trained)"
     )
+    parser.add_argument(
+        "--tables-of",
+        type=Path,
+        default=None,
+        help="print the tables of a replay directory (one stopped early too)",
+    )
     args = parser.parse_args(argv)
+    if args.tables_of is not None:
+        from deployments.replay import stopped_tables
+
+        for target, text in stopped_tables(args.tables_of).items():
+            print(f"\n{target}, per month (coverage outside 87-93 % in bold):\n\n{text}")
+        return 0
     if args.out is None:
         import tempfile
 

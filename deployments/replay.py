@@ -247,6 +247,30 @@ def run_replay(
     return result
 
 
+def stopped_tables(out: Path) -> dict[str, str]:
+    """target -> markdown table of a replay directory as it stands (a replay stopped before its
+    last session included): each policy's ledger, the retrain log, and the truth's scan dates."""
+    from technic_ml.api.ledger import PredictionLedger
+    from technic_ml.jobs import ledger_path
+
+    out = Path(out)
+    logged = json.loads((out / "retrains.json").read_text())
+    retrains = {p: [(dt.date.fromisoformat(d), w) for d, w in r] for p, r in logged.items()}
+    truth = ScanHistoryStore(out / "truth" / "history").frame()
+    scan_dates = dict(zip(truth["scan_id"], truth["timestamp"].dt.tz_convert(NY).dt.date, strict=True))
+    outcomes = {}
+    for policy in retrains:
+        ledger = PredictionLedger(ledger_path(TechnicSettings(data_root=out / policy)))
+        try:
+            outcomes[policy] = ledger.outcomes_frame()
+        finally:
+            ledger.close()
+    return {
+        target: replay.markdown(replay.monthly_table(outcomes, retrains, scan_dates, target))
+        for target in ("count", "duration")
+    }
+
+
 def _checkpoint(out: Path, outcomes, retrains, scan_dates) -> None:
     """retrains.json and table-<target>.md for the sessions replayed so far (replaced atomically)."""
     files = {

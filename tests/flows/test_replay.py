@@ -41,6 +41,9 @@ def test_a_short_replay_through_the_flows(tmp_path, settings, monkeypatch):
     assert (out / "table-count.md").read_text() == markdown(table)
     assert json.loads((out / "retrains.json").read_text())["nightly"][0][0] == "2018-12-03"
     assert not list(out.glob("*.part"))
+    from deployments.replay import stopped_tables
+
+    assert stopped_tables(out)["count"] == markdown(table)  # what a stopped replay's tables are rebuilt from
     with pytest.raises(ValueError, match="not empty"):
         run_replay(dt.date(2018, 12, 3), dt.date(2018, 12, 4), tmp_path / "replay")
 
