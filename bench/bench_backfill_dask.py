@@ -4,8 +4,10 @@
 
 For each worker count, a fresh data root and a Dask cluster of that many single-threaded worker
 processes (``distributed.LocalCluster``, reached by its scheduler address exactly as a remote
-cluster is through ``TECHNIC_DASK_ADDRESS``); the flow sends its chunks (4 per worker) to the
-workers, which run the scans and write the same history store. Scans/s counts every scan added,
+cluster is through ``TECHNIC_DASK_ADDRESS``); the flow sends the same plan in the same chunks
+(``--chunks``, the flow's default 4) to the workers, which run the scans and write the same
+history store. Each chunk loads the bars of its own date range, so more chunks than workers add
+loading, not speed. Scans/s counts every scan added,
 each timed ``timing_runs`` times as any backfill does (``technic_ml.timing``), over the flow's
 wall time, Prefect and Dask overheads included. Market data: the embedded sample unless
 ``--market-dir`` names a directory.

@@ -204,7 +204,9 @@ def replay(
     from technic_ml.replay import POLICIES
 
     chosen = _csv(policies, "--policies", POLICIES)
-    targets = _csv(retrain_targets, "--retrain-targets", ("count", "duration"))
+    from technic_ml.predictors.features import TARGETS
+
+    targets = _csv(retrain_targets, "--retrain-targets", TARGETS)
     settings = _settings(market_dir=market_dir)  # a bad market setting: a usage error, before any work
     from deployments.replay import run_replay
 

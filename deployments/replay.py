@@ -37,10 +37,11 @@ import pandas as pd
 from deployments import prefect_env
 from technic_ml import replay
 from technic_ml.backfill import plan_backfill, run_plan
+from technic_ml.fsio import write_bytes_atomic
 from technic_ml.history import ScanHistoryStore
 from technic_ml.market_data import open_market_data
 from technic_ml.nyse import NY
-from technic_ml.predictors.features import source_name
+from technic_ml.predictors.features import TARGETS, source_name
 from technic_ml.settings import TechnicSettings
 
 
@@ -84,10 +85,9 @@ def run_replay(
     bad = [p for p in policies if p not in replay.POLICIES]
     if bad:
         raise ValueError(f"policies: received {bad}; expected some of {list(replay.POLICIES)}")
-    odd = [t for t in retrain_targets if t not in ("count", "duration")]
-    if odd or not retrain_targets:
+    if not retrain_targets or any(t not in TARGETS for t in retrain_targets):
         raise ValueError(
-            f"retrain_targets: received {list(retrain_targets)}; expected some of count, duration"
+            f"retrain_targets: received {list(retrain_targets)}; expected some of {list(TARGETS)}"
         )
     if end < start:
         raise ValueError(f"end: received {end}; expected on or after start ({start})")
@@ -250,37 +250,27 @@ def run_replay(
 def stopped_tables(out: Path) -> dict[str, str]:
     """target -> markdown table of a replay directory as it stands (a replay stopped before its
     last session included): each policy's ledger, the retrain log, and the truth's scan dates."""
-    from technic_ml.api.ledger import PredictionLedger
-    from technic_ml.jobs import ledger_path
+    from technic_ml.monitor.inputs import ledger_outcomes
 
     out = Path(out)
     logged = json.loads((out / "retrains.json").read_text())
     retrains = {p: [(dt.date.fromisoformat(d), w) for d, w in r] for p, r in logged.items()}
     truth = ScanHistoryStore(out / "truth" / "history").frame()
     scan_dates = dict(zip(truth["scan_id"], truth["timestamp"].dt.tz_convert(NY).dt.date, strict=True))
-    outcomes = {}
-    for policy in retrains:
-        ledger = PredictionLedger(ledger_path(TechnicSettings(data_root=out / policy)))
-        try:
-            outcomes[policy] = ledger.outcomes_frame()
-        finally:
-            ledger.close()
+    outcomes = {p: ledger_outcomes(TechnicSettings(data_root=out / p)) for p in retrains}
+    return _tables(outcomes, retrains, scan_dates)
+
+
+def _tables(outcomes, retrains, scan_dates) -> dict[str, str]:
     return {
         target: replay.markdown(replay.monthly_table(outcomes, retrains, scan_dates, target))
-        for target in ("count", "duration")
+        for target in TARGETS
     }
 
 
 def _checkpoint(out: Path, outcomes, retrains, scan_dates) -> None:
     """retrains.json and table-<target>.md for the sessions replayed so far (replaced atomically)."""
-    files = {
-        "retrains.json": json.dumps({p: [(str(d), w) for d, w in r] for p, r in retrains.items()}, indent=1)
-    }
-    for target in ("count", "duration"):
-        files[f"table-{target}.md"] = replay.markdown(
-            replay.monthly_table(outcomes, retrains, scan_dates, target)
-        )
-    for name, text in files.items():
-        part = out / f"{name}.part"
-        part.write_text(text)
-        os.replace(part, out / name)
+    log = {p: [(str(d), w) for d, w in r] for p, r in retrains.items()}
+    write_bytes_atomic(out / "retrains.json", json.dumps(log, indent=1).encode())
+    for target, text in _tables(outcomes, retrains, scan_dates).items():
+        write_bytes_atomic(out / f"table-{target}.md", text.encode())

@@ -19,6 +19,7 @@ Retraining policies compared on the same days (``POLICIES``):
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,16 +70,19 @@ def run_day(day: ReplayDay, market: MarketData, truth: ScanHistoryStore, *, timi
 
 
 def ship_day(day: ReplayDay, truth: ScanHistoryStore, inbox: Path) -> Path | None:
-    """The day's records as the scanner's log in ``inbox`` (``export_jsonl`` writes a hidden temp
-    file and renames it, as the inbox requires of writers); None when the day had no scans."""
+    """The day's records as the scanner's log in ``inbox``, written under a hidden name (which the
+    inbox ignores) and renamed in whole, as the inbox requires of writers; None when the day had no
+    scans."""
     if not day.scans:
         return None
     inbox.mkdir(parents=True, exist_ok=True)
     final = inbox / f"replay-{day.session}.jsonl"
+    hidden = inbox / f".{final.name}"
     start = dt.datetime.combine(day.session, dt.time(0), NY)
-    if truth.export_jsonl(final, start=start, end=start + dt.timedelta(days=1)) == 0:
-        final.unlink(missing_ok=True)  # an empty log is no log
+    if truth.export_jsonl(hidden, start=start, end=start + dt.timedelta(days=1)) == 0:
+        hidden.unlink(missing_ok=True)  # an empty log is no log
         return None
+    os.replace(hidden, final)
     return final
 
 

@@ -42,8 +42,9 @@ CLASSES = {cls.__name__: cls for cls in PREDICTORS.values()}
 
 
 def describes(predictor) -> bool:
-    """Whether :func:`dumps` can write ``predictor`` (a result-count or duration predictor)."""
-    return type(predictor).__name__ in CLASSES and isinstance(predictor, tuple(CLASSES.values()))
+    """Whether :func:`dumps` can write ``predictor``: exactly a result-count or duration predictor
+    (:func:`loads` rebuilds by class name, so a subclass would come back as its parent)."""
+    return type(predictor) in CLASSES.values()
 
 
 def dumps(predictor) -> bytes:
