@@ -1,0 +1,356 @@
+"""The scan history as a Delta table: the store for a data root on object storage.
+
+:class:`ScanHistoryStore` keeps its guarantees on one machine with ``flock`` and renames, neither
+of which exists on S3. :class:`DeltaHistoryStore` keeps the same public API and the same rules
+(idempotent by ``scan_id``, first record wins, a different record under a stored id is a conflict
+and quarantined by imports) on a Delta Lake table (``deltalake``, no JVM):
+
+* **Writes are MERGEs** on ``scan_id`` (and ``scan_date``, the partition column, so a batch reads
+  only the days it touches), inserting only ids not yet stored. Each commit is a conditional create
+  of the next log entry: of two workers merging at once one commits, the other's commit conflicts
+  (it read the partitions the first one changed) and is retried from a fresh look at the table. Two
+  workers importing the same log therefore store each scan once (``tests/test_shared_bucket.py``).
+* **Reads** go through the table's current snapshot, so a reader never sees half a commit.
+* **Every commit is a table version**: :meth:`version` says which one a reader saw, and
+  ``DeltaHistoryStore(url, version=n)`` reads the history exactly as a model was trained on it.
+
+The query methods (``recent``, ``between``, ``by_config``, ``frame``, ``statistics``, ``count``,
+``stored_ids``, ``export_jsonl``, ``import_jsonl``, ``add``) are the parent's, running over a
+layout whose "files" are scan dates. Retention is not offered here (it raises, naming the local
+store that has it). The benchmark against the local store is in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from technic_ml.errors import StoreError
+from technic_ml.history.jsonl import BOOKKEEPING_COLUMNS, CommitOutcome
+from technic_ml.history.schema import DATASET_SCHEMA, FILE_SCHEMA
+from technic_ml.history.store import (
+    _HIVE,
+    CompactionReport,
+    RetentionReport,
+    ScanHistoryStore,
+    _in_range,
+    _Layout,
+    _Partitions,
+)
+from technic_ml.objectstore import delta_storage_options, is_url, open_filesystem
+
+log = logging.getLogger(__name__)
+
+COMMIT_ATTEMPTS = 20
+"""A MERGE that loses the race to another writer is retried this many times before giving up."""
+
+
+def _deltalake():
+    try:
+        import deltalake
+    except ImportError as exc:
+        raise StoreError(
+            f"scan history on object storage needs deltalake ({exc}); expected"
+            " `pip install 'technic-ml[cloud]'`"
+        ) from None
+    return deltalake
+
+
+class DeltaHistoryStore(ScanHistoryStore):
+    """The scan history as a Delta table at ``url`` (``s3://bucket/prefix/history`` or a local path)."""
+
+    def __init__(
+        self,
+        url: str | Path,
+        *,
+        quarantine_dir: Path,
+        storage_options: dict[str, str] | None = None,
+        version: int | None = None,
+    ) -> None:
+        text = str(url).rstrip("/")
+        self.url = text if is_url(text) else str(Path(text).expanduser().absolute())
+        self.root = Path(self.url) if not is_url(text) else Path(text.split("://", 1)[1])
+        self.quarantine_dir = Path(quarantine_dir).expanduser().absolute()
+        self.archive_dir = self.quarantine_dir
+        self.auto_compact_files = None
+        self.storage_options = storage_options if storage_options is not None else delta_storage_options(text)
+        self.pinned_version = version
+        self._table: Any = None
+        self._warned: set[str] = set()
+        self._index = {}
+        self._manifest_ok = True
+        self._snapshot: Any = None
+        self._counts: dict[str, int] = {}
+        self._batch_dates: pa.Array | None = None
+
+    def __repr__(self) -> str:
+        pinned = f", version={self.pinned_version}" if self.pinned_version is not None else ""
+        return f"DeltaHistoryStore({self.url!r}{pinned})"
+
+    # -- the table -------------------------------------------------------------------------------
+
+    def _open(self, *, fresh: bool = True):
+        """The table at its newest version (or the pinned one); None when nothing was written yet."""
+        deltalake = _deltalake()
+        if self._table is not None and self.pinned_version is None:
+            if fresh:
+                self._table.update_incremental()
+            return self._table
+        try:
+            table = deltalake.DeltaTable(
+                self.url, version=self.pinned_version, storage_options=self.storage_options
+            )
+        except deltalake.exceptions.TableNotFoundError:
+            if self.pinned_version is not None:
+                raise StoreError(
+                    f"scan history {self.url}: no table, so no version {self.pinned_version}"
+                ) from None
+            return None
+        self._table = table
+        return table
+
+    def version(self) -> int | None:
+        """The table version a read sees now (None before the first write)."""
+        table = self._open()
+        return None if table is None else table.version()
+
+    def _layout(self, table) -> _Layout:
+        """The snapshot's data files by scan date, from the Delta log (no data file is opened)."""
+        self._counts = {}
+        by_date: dict[dt.date, list[str]] = {}
+        if table is not None:
+            actions = pa.table(table.get_add_actions(flatten=True))
+            for path, n, day in zip(
+                actions.column("path").to_pylist(),
+                actions.column("num_records").to_pylist(),
+                actions.column("partition.scan_date").to_pylist(),
+                strict=True,
+            ):
+                day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+                full = f"{self._base}/{path}"
+                by_date.setdefault(day, []).append(full)
+                self._counts[full] = n
+        partitions = _Partitions(lambda day: by_date[day])
+        for day in sorted(by_date):
+            partitions.add_directory(day, day)
+        return _Layout(partitions=partitions)
+
+    @property
+    def _base(self) -> str:
+        return self._fs_base[1]
+
+    @property
+    def _filesystem(self) -> pafs.FileSystem:
+        return self._fs_base[0]
+
+    @functools.cached_property
+    def _fs_base(self) -> tuple[pafs.FileSystem, str]:
+        if not is_url(self.url):
+            return pafs.LocalFileSystem(), self.url
+        fs, path = open_filesystem(self.url)
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+    @contextmanager
+    def _reading(self) -> Iterator[_Layout]:
+        self._batch_dates = None
+        table = self._open()
+        yield self._layout(table)
+
+    @contextmanager
+    def _writing(self) -> Iterator[_Layout]:
+        if self.pinned_version is not None:
+            raise StoreError(f"{self!r}: a pinned version is read-only; expected DeltaHistoryStore(url)")
+        table = self._open()
+        self._snapshot = table
+        yield self._layout(table)
+
+    def _dataset(self, files: list) -> ds.Dataset:
+        return ds.dataset(
+            list(files),
+            schema=DATASET_SCHEMA,
+            format="parquet",
+            partitioning=_HIVE,
+            partition_base_dir=self._base,
+            filesystem=self._filesystem,
+        )
+
+    def _read(self, files: list, columns=None, filter=None, *, raw: bool = False, skipped=None) -> pa.Table:
+        if not files:
+            table = DATASET_SCHEMA.empty_table()
+            return table.select(columns) if columns is not None else table
+        read_columns = columns if columns is None or raw else list(dict.fromkeys([*columns, *_RANGE]))
+        if filter is not None and read_columns is not None:
+            read_columns = list(dict.fromkeys([*read_columns, *_referenced(filter)]))
+        # The filter is applied after the scan, not pushed down: files written by a MERGE carry
+        # string_view statistics that pyarrow cannot compare with a string literal. ``files`` is
+        # already only the days the query needs.
+        table = self._dataset(files).to_table(columns=read_columns)
+        if filter is not None:
+            table = table.filter(filter)
+        if not raw:
+            table = self._readable_rows(table, files)
+        return table.select(columns) if columns is not None else table
+
+    def _readable_rows(self, table: pa.Table, files: list) -> pa.Table:
+        mask = _in_range(table)
+        if mask is None:
+            return table
+        self._warn(
+            f"scan history {self.url}: {len(mask) - pc.sum(mask).as_py()} rows with a timestamp or date"
+            " outside the supported range skipped"
+        )
+        return table.filter(mask)
+
+    def _count_rows(self, files: list) -> int:
+        return sum(self._counts.get(f, 0) for f in files)
+
+    def _stored(self, layout: _Layout, ids: pa.Array, *, writing: bool) -> dict[str, tuple[str, bool]]:
+        if len(ids) == 0:
+            return {}
+        # While committing, only the batch's days (a scan_id's day is fixed by its timestamp).
+        if self._batch_dates is not None:
+            days = set(pc.unique(self._batch_dates).to_pylist())
+            files = layout.files([d for d in layout.partitions if d in days])
+        else:
+            files = layout.files()
+        found = self._read(files, columns=["scan_id", "content_hash"], raw=True)
+        found = found.filter(pc.is_in(found.column("scan_id"), value_set=ids.cast(pa.string())))
+        return {
+            scan_id: (digest, False)
+            for scan_id, digest in zip(
+                found.column("scan_id").to_pylist(), found.column("content_hash").to_pylist(), strict=True
+            )
+        }
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _commit(self, layout: _Layout, table: pa.Table) -> CommitOutcome:
+        """Classify ``table`` against the stored ids, then MERGE the new rows; on a lost race, look
+        again and retry (the other writer may have stored some of the same ids meanwhile)."""
+        ids = table.column("scan_id").combine_chunks()
+        self._batch_dates = table.column("scan_date").combine_chunks()
+        try:
+            return self._merge(layout, table, ids)
+        finally:
+            self._batch_dates = None
+
+    def _merge(self, layout: _Layout, table: pa.Table, ids: pa.Array) -> CommitOutcome:
+        deltalake = _deltalake()
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            stored = self._stored(layout, ids, writing=True)
+            keep, outcome = self._classify(table, ids, stored)
+            if not keep:
+                return outcome
+            new = table.take(pa.array(keep, pa.int64()))
+            new = new.drop_columns([c for c in BOOKKEEPING_COLUMNS if c in new.column_names])
+            if _in_range(new) is not None:
+                raise StoreError(f"scan history {self.url}: refusing rows outside the supported range")
+            new = new.select(DATASET_SCHEMA.names).cast(DATASET_SCHEMA)
+            try:
+                if self._snapshot is None:
+                    deltalake.write_deltalake(
+                        self.url,
+                        new,
+                        mode="append",
+                        partition_by=["scan_date"],
+                        storage_options=self.storage_options,
+                    )
+                else:
+                    (
+                        self._snapshot.merge(
+                            new,
+                            predicate="t.scan_date = s.scan_date AND t.scan_id = s.scan_id",
+                            source_alias="s",
+                            target_alias="t",
+                        )
+                        .when_not_matched_insert_all()
+                        .execute()
+                    )
+                return outcome
+            except (deltalake.exceptions.CommitFailedError, deltalake.exceptions.DeltaError) as exc:
+                if not _lost_race(exc) or attempt == COMMIT_ATTEMPTS:
+                    raise StoreError(f"scan history {self.url}: commit failed ({exc})") from exc
+                log.info("scan history %s: another writer committed first; retrying (%d)", self.url, attempt)
+                time.sleep(0.05 * attempt)
+                self._snapshot = self._open()
+                layout = self._layout(self._snapshot)
+        raise AssertionError("unreachable")
+
+    def compact(self, *, min_files: int = 2) -> CompactionReport:
+        """Rewrite small files of each day into larger ones (Delta's optimize; old versions stay readable)."""
+        if isinstance(min_files, bool) or not isinstance(min_files, int) or min_files < 2:
+            raise ValueError(f"min_files: received {min_files!r}; expected an integer >= 2")
+        started = time.perf_counter()
+        table = self._open()
+        if table is None:
+            return CompactionReport(0, 0, 0, 0, 0.0)
+        before = len(table.file_uris())
+        metrics = table.optimize.compact()
+        table.update_incremental()
+        return CompactionReport(
+            partitions_compacted=int(metrics.get("partitionsOptimized", 0)),
+            files_before=before,
+            files_after=len(table.file_uris()),
+            records=self.count(),
+            seconds=time.perf_counter() - started,
+        )
+
+    def identity(self) -> str:
+        """The table's URL and creation time (created now, empty, if missing): a table deleted and
+        made again gets a new identity, so work cached against the old one runs again."""
+        table = self._open()
+        if table is None:
+            deltalake = _deltalake()
+            try:
+                deltalake.write_deltalake(
+                    self.url,
+                    DATASET_SCHEMA.empty_table(),
+                    mode="append",
+                    partition_by=["scan_date"],
+                    storage_options=self.storage_options,
+                )
+            except deltalake.exceptions.DeltaError as exc:
+                if not _lost_race(exc):
+                    raise StoreError(f"scan history {self.url}: cannot create the table ({exc})") from exc
+            table = self._open()
+        return f"{self.url}@{table.metadata().created_time}"
+
+    def retention(self, *args: Any, **kwargs: Any) -> RetentionReport:
+        raise StoreError(
+            f"retention: not offered for the Delta scan history ({self.url}); expected a local data root"
+            " (ScanHistoryStore) or Delta's own DELETE and VACUUM run by an operator"
+        )
+
+
+_RANGE = tuple(
+    name for name in ("timestamp", "market_as_of", "spy_bar_date", "vix_bar_date", "provenance_bar_date")
+)
+
+
+def _referenced(expression: ds.Expression) -> list[str]:
+    """Columns an expression mentions (read with the rest, since it is applied after the scan)."""
+    text = str(expression)
+    return [name for name in DATASET_SCHEMA.names if re.search(rf"\b{name}\b", text)]
+
+
+def _lost_race(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(
+        word in text
+        for word in ("conflict", "concurrent", "already exists", "version", "transaction failed")
+    )
+
+
+__all__ = ["FILE_SCHEMA", "DeltaHistoryStore"]
