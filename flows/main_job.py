@@ -19,8 +19,7 @@ from flows.backfill_history import BackfillParams, backfill_history
 from flows.daily_presets import PresetsParams, daily_presets
 from flows.train_predictors import TrainParams, train_predictors
 from tasks import artifacts, market
-from technic_ml import jobs
-from technic_ml.predictors.registry import ModelRegistry
+from technic_ml import jobs, stores
 from technic_ml.settings import TechnicSettings
 
 
@@ -51,7 +50,7 @@ def main_job(
 
     presets = daily_presets(PresetsParams(as_of=as_of, skip_non_trading_days=False))
 
-    registry = ModelRegistry(settings.model_registry_path)
+    registry = stores.model_registry(settings)
     summary = {
         **jobs.snapshot_dict(snapshot),
         "backfill": backfill,

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows import scheduled_day_check
 from tasks import artifacts, monitor
+from technic_ml import stores
 from technic_ml.monitor.live import Thresholds
-from technic_ml.predictors.registry import ModelRegistry
 from technic_ml.settings import TechnicSettings
 
 
@@ -43,7 +43,7 @@ def model_monitor(params: MonitorParams | None = None) -> dict | None:
         logger.info("%s: no monitoring today", reason)
         return None
     settings = TechnicSettings()
-    registry = ModelRegistry(settings.model_registry_path)
+    registry = stores.model_registry(settings)
     overrides = {k: v for k, v in (("window", params.window), ("min_outcomes", params.min_outcomes)) if v}
     thresholds = Thresholds(**{**vars(Thresholds.from_settings(settings)), **overrides})
 

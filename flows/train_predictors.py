@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows import scheduled_day_check
 from flows.collect_history import collect_history
 from tasks import artifacts, market, monitor, predictors
+from technic_ml import stores
 from technic_ml.monitor.report import gate_failed_event
 from technic_ml.predictors.features import TARGETS
-from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
+from technic_ml.predictors.registry import MODEL_NAMES
 from technic_ml.predictors.training import FoldPlan, PublishOutcome, TrainingRun
 from technic_ml.predictors.validation import DEFAULT_CANDIDATES, Gates
 from technic_ml.settings import TechnicSettings
@@ -59,7 +60,7 @@ def train_predictors(params: TrainParams | None = None) -> dict | State:
         logger.info("%s: no training today", reason)
         return {}
     settings = TechnicSettings()
-    registry = ModelRegistry(settings.model_registry_path)
+    registry = stores.model_registry(settings)
     folds = FoldPlan(params.n_folds, params.test_start, params.test_end)
     candidates = tuple(c for c in DEFAULT_CANDIDATES if c.name in params.candidates)
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from technic_ml import stores
 from technic_ml.contracts import ScanConfig, ScanPerformance, ScanRecord
 from technic_ml.history import ScanHistoryStore
 from technic_ml.market_data import open_market_data
@@ -319,7 +320,7 @@ def backfill(
 
 def run_chunk(settings: TechnicSettings, chunk: list[PlannedScan]) -> BackfillSummary:
     """Worker entry point: a chunk opens its own market data and store (nothing shared in memory)."""
-    store = ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
+    store = stores.history_store(settings)
     return run_plan(chunk, open_market_data(settings), store, compact=False)
 
 
@@ -371,7 +372,7 @@ def backfill_with_settings(
     """
     market = open_market_data(settings)
     plan = plan_backfill(start, end, n_scans, seed, market.universe(), config_space)
-    store = ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
+    store = stores.history_store(settings)
     if workers <= 1:
         return run_plan(plan, market, store, progress=progress)
     t0 = time.perf_counter()

@@ -50,6 +50,7 @@ from rich.table import Table
 from typer._click import exceptions as click_exceptions  # typer 0.29 vendors click: these are what it raises
 from typer.core import TyperGroup
 
+from technic_ml import stores
 from technic_ml.errors import TechnicError
 from technic_ml.settings import MarketDirConflict, TechnicSettings
 
@@ -279,13 +280,12 @@ def market_snapshot(
     """Snapshot market conditions as of now or a given time."""
     from technic_ml.market_conditions import snapshot_market
     from technic_ml.market_data import open_market_data
-    from technic_ml.snapshots import SnapshotStore
 
     when = _parse_time(as_of)  # the options first: a usage error is found before any work
     settings = _settings(market_source=source, market_dir=market_dir)
     market = open_market_data(settings)
     conditions = snapshot_market(market, when)
-    path = SnapshotStore(settings.snapshot_path).save(conditions) if save else None
+    path = stores.snapshot_store(settings).save(conditions) if save else None
     if as_json:
         out.print_json(conditions.model_dump_json())
     else:
@@ -303,9 +303,8 @@ def market_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show the latest persisted snapshot, or the one in force at --as-of."""
-    from technic_ml.snapshots import SnapshotStore
 
-    store = SnapshotStore(_settings().snapshot_path)
+    store = stores.snapshot_store(_settings())
     when = _parse_time(as_of)
     conditions = store.latest() if when is None else store.as_of(when)
     if conditions is None:
@@ -432,10 +431,9 @@ def _parse_date(value: str, name: str) -> dt.date:
 
 # ------------------------------------------------------------------------------------ history
 def _store():
-    from technic_ml.history import ScanHistoryStore
 
     settings = _settings()
-    return ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
+    return stores.history_store(settings)
 
 
 @history_app.command("import")
@@ -532,9 +530,8 @@ def history_compact() -> None:
 
 # --------------------------------------------------------------------------------- predictors
 def _registry():
-    from technic_ml.predictors.registry import ModelRegistry
 
-    return ModelRegistry(_settings().model_registry_path)
+    return stores.model_registry(_settings())
 
 
 def _training(source, market_dir, coverage, folds, test_start, test_end):
@@ -898,9 +895,7 @@ def presets_history(
     """Saved daily presets, newest first, with their provenance."""
     import json
 
-    from technic_ml.optimizer import PresetsHistory
-
-    documents = PresetsHistory(_settings().presets_path).history(limit)
+    documents = stores.presets_history(_settings()).history(limit)
     if json_output:
         out.print_json(json.dumps(documents, allow_nan=False))
         return

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from technic_ml import stores
 from technic_ml.backfill import BackfillSummary
 from technic_ml.contracts import MarketConditions
 from technic_ml.history import ScanHistoryStore
@@ -38,7 +39,6 @@ from technic_ml.market_data import MarketData, open_market_data
 from technic_ml.market_data.base import AsOf
 from technic_ml.nyse import NY, calendar, now_ny, to_ny
 from technic_ml.settings import TechnicSettings
-from technic_ml.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def sample_scan_log() -> Path:
 
 
 def history_store(settings: TechnicSettings) -> ScanHistoryStore:
-    return ScanHistoryStore(settings.history_path, quarantine_dir=settings.quarantine_path)
+    return stores.history_store(settings)
 
 
 def take_snapshot(settings: TechnicSettings, as_of: AsOf | None = None) -> Snapshot:
@@ -96,7 +96,7 @@ def take_snapshot(settings: TechnicSettings, as_of: AsOf | None = None) -> Snaps
     else:
         when, reason = to_ny(as_of), "given"
     conditions = snapshot_market(market, when)
-    path = SnapshotStore(settings.snapshot_path).save(conditions)
+    path = stores.snapshot_store(settings).save(conditions)
     return Snapshot(conditions, path, when, reason, market.source, market.is_sample)
 
 
@@ -238,11 +238,10 @@ def load_champions(settings: TechnicSettings, as_of: AsOf):
 
     A missing champion is not an error here: the optimizer says so and falls back, flagged.
     """
-    from technic_ml.predictors.registry import ModelRegistry
     from technic_ml.predictors.serving import Predictors, universe_at
 
     market = open_market_data(settings)
-    registry = ModelRegistry(settings.model_registry_path)
+    registry = stores.model_registry(settings)
     return Predictors.from_registry(registry, universe_at(market, to_ny(as_of)))
 
 
@@ -272,9 +271,8 @@ def rank_hot_sectors(settings: TechnicSettings, as_of: AsOf, window_days: int = 
 
 def save_presets(settings: TechnicSettings, document: dict[str, Any]) -> bool:
     """Append to the presets history and make it the latest; False when these presets were saved."""
-    from technic_ml.optimizer import PresetsHistory
 
-    return PresetsHistory(settings.presets_path).save(document)
+    return stores.presets_history(settings).save(document)
 
 
 def match_outcomes(settings: TechnicSettings) -> int | None:

@@ -7,7 +7,15 @@ the installed package) unless a path is configured explicitly. The layout under 
     <data_root>/history-quarantine/ rejected import lines, one JSONL file per import
     <data_root>/snapshots/          market-condition snapshots (parquet dataset)
     <data_root>/market-cache/       yfinance write-through cache (market-data directory format)
-    <data_root>/models/             model registry (later issues)
+    <data_root>/models/             model registry
+    <data_root>/presets/            daily presets and their history
+    <data_root>/api/                the prediction API's ledger (always local: one per API host)
+
+``TECHNIC_DATA_ROOT=s3://bucket/prefix`` (any URL) puts the shared stores on object storage
+instead: ``shared_root`` takes the URL, and ``data_root`` stays the local working directory (the
+platform default, or ``TECHNIC_LOCAL_ROOT``) for what is per machine: the inbox the scanner writes
+to, quarantine files, the market cache and the API ledger. ``technic_ml.stores`` opens each store
+where it lives; docs/storage.md says what each guarantees there.
 
 The market source and directory follow one rule, here, so that every entry point (the CLI's
 options, the flows reading the environment, the API) applies it the same way: a market directory
@@ -26,6 +34,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from technic_ml.errors import SettingsError
+from technic_ml.objectstore import is_url
 
 MarketSource = Literal["sample", "parquet", "yfinance"]
 
@@ -59,6 +68,15 @@ class TechnicSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TECHNIC_", extra="ignore")
 
     data_root: Path = Field(default_factory=_default_data_root, description="Where everything is written.")
+    shared_root: str | None = Field(
+        default=None,
+        description="Object storage for the shared stores (s3://bucket/prefix); TECHNIC_DATA_ROOT=<URL>"
+        " sets it. History, models, snapshots and presets live there; data_root stays local.",
+    )
+    local_root: Path | None = Field(
+        default=None,
+        description="The local working directory when TECHNIC_DATA_ROOT is a URL (default: the platform's).",
+    )
     market_source: MarketSource = Field(
         default="sample",
         description="sample: embedded offline sample; parquet: a market-data directory; yfinance: Yahoo.",
@@ -151,6 +169,29 @@ class TechnicSettings(BaseSettings):
     @classmethod
     def _empty_dir_is_unset(cls, v):
         return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_data_root_is_shared(cls, data):
+        if isinstance(data, dict):
+            root = data.get("data_root")
+            if is_url(root):
+                data = dict(data)
+                data["shared_root"] = str(root).rstrip("/")
+                local = data.get("local_root")
+                data["data_root"] = Path(local) if local else _default_data_root()
+        return data
+
+    @field_validator("shared_root")
+    @classmethod
+    def _shared_root_is_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not is_url(v):
+            raise ValueError(
+                f"shared_root: received {v!r}; expected an object-storage URL such as s3://bucket/prefix"
+            )
+        return v.rstrip("/")
 
     @model_validator(mode="after")
     def _market_dir_means_parquet(self) -> TechnicSettings:

@@ -8,15 +8,17 @@ The file name is the snapshot's as-of instant (UTC) plus a hash of its data sour
 by time, ``as_of(ts)`` can pick its file without opening the others, and saving the same moment
 from the same source twice replaces the earlier file instead of duplicating it (a re-snapshot
 after a data refresh wins). Files are written under a hidden temporary name and renamed into
-place, so a crash never leaves a half-written snapshot visible.
+place, so a crash never leaves a half-written snapshot visible. :class:`SharedSnapshotStore` keeps
+the same layout under an object-storage data root (``TECHNIC_DATA_ROOT=s3://...``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pyarrow as pa
@@ -28,6 +30,7 @@ from technic_ml.errors import StoreError
 from technic_ml.fsio import write_parquet_atomic
 from technic_ml.market_data.base import AsOf
 from technic_ml.nyse import NY, to_ny
+from technic_ml.objectstore import ObjectRoot, read
 
 _PARTITION = "as_of_date="
 _STAMP = "%Y%m%dT%H%M%S%fZ"
@@ -41,20 +44,20 @@ class SnapshotStore:
 
     def save(self, conditions: MarketConditions) -> Path:
         """Persist a snapshot made by technic-ml (it must carry ``as_of`` and ``data_source``)."""
+        self._require_made_here(conditions)
+        day, name = self._key(conditions)
+        final = self.root / day / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet_atomic(final, self._row_table(conditions))
+        return final
+
+    @staticmethod
+    def _require_made_here(conditions: MarketConditions) -> None:
         if conditions.as_of is None or conditions.data_source is None:
             raise StoreError(
                 "snapshot: received conditions without as_of/data_source; expected a snapshot made by "
                 "technic_ml.market_conditions.snapshot_market"
             )
-        as_of_utc = conditions.as_of.astimezone(dt.UTC)
-        day_dir = self.root / f"{_PARTITION}{conditions.as_of.astimezone(NY).date().isoformat()}"
-        day_dir.mkdir(parents=True, exist_ok=True)
-        source_hash = hashlib.sha256(conditions.data_source.encode()).hexdigest()[:10]
-        final = day_dir / f"{as_of_utc.strftime(_STAMP)}-{source_hash}.parquet"
-        row = conditions.model_dump(mode="json")
-        row["as_of"] = conditions.as_of.isoformat()
-        write_parquet_atomic(final, pa.Table.from_pylist([row], schema=_SCHEMA))
-        return final
 
     def latest(self) -> MarketConditions | None:
         """The most recent snapshot, or None when none was saved."""
@@ -97,10 +100,68 @@ class SnapshotStore:
 
     def _read(self, path: Path) -> MarketConditions:
         try:
-            row = pq.read_table(path).to_pylist()[0]
+            row = self._table(path).to_pylist()[0]
         except (OSError, pa.ArrowInvalid, IndexError) as exc:
             raise StoreError(f"snapshot file {path} is unreadable: {exc}") from exc
         return MarketConditions.model_validate_json(json.dumps(row))
+
+    def _table(self, path: Path) -> pa.Table:
+        return pq.read_table(path)
+
+    @staticmethod
+    def _key(conditions: MarketConditions) -> tuple[str, str]:
+        """(day partition, file name): the same moment and source always map to the same file."""
+        as_of_utc = conditions.as_of.astimezone(dt.UTC)
+        source_hash = hashlib.sha256(conditions.data_source.encode()).hexdigest()[:10]
+        day = f"{_PARTITION}{conditions.as_of.astimezone(NY).date().isoformat()}"
+        return day, f"{as_of_utc.strftime(_STAMP)}-{source_hash}.parquet"
+
+    @staticmethod
+    def _row_table(conditions: MarketConditions) -> pa.Table:
+        row = conditions.model_dump(mode="json")
+        row["as_of"] = conditions.as_of.isoformat()
+        return pa.Table.from_pylist([row], schema=_SCHEMA)
+
+
+class SharedSnapshotStore(SnapshotStore):
+    """The same snapshots under an object-storage root (``technic_ml.objectstore``).
+
+    Each snapshot is one whole-object put under the same key as on disk, so a reader sees a
+    snapshot whole or not at all, and two workers snapshotting the same moment write the same bytes.
+    """
+
+    def __init__(self, root: ObjectRoot):
+        self.store = root
+        self.root = PurePosixPath(root.path)
+
+    def save(self, conditions: MarketConditions) -> PurePosixPath:
+        self._require_made_here(conditions)
+        day, name = self._key(conditions)
+        buffer = io.BytesIO()
+        pq.write_table(self._row_table(conditions), buffer)
+        self.store.write(day, name, data=buffer.getvalue())
+        return PurePosixPath(self.store.key(day, name))
+
+    def frame(self) -> pd.DataFrame:
+        tables = [self._table(path) for path in self._files_newest_first()]
+        if not tables:
+            return pd.DataFrame(columns=_SCHEMA.names)
+        return pa.concat_tables(tables).to_pandas().sort_values("as_of", ignore_index=True)
+
+    def _files_newest_first(self, until: dt.date | None = None):
+        days = [d for d in self.store.names() if d.startswith(_PARTITION)]
+        for day in sorted(days, reverse=True):
+            if until is not None and day[len(_PARTITION) :] > until.isoformat():
+                continue
+            names = [n for n in self.store.names(day) if n.endswith(".parquet") and not n.startswith(".")]
+            for name in sorted(names, reverse=True):
+                yield PurePosixPath(self.store.key(day, name))
+
+    def _table(self, path) -> pa.Table:
+        data = read(self.store.fs, str(path))
+        if data is None:
+            raise StoreError(f"snapshot {path}: vanished while being read")
+        return pq.read_table(io.BytesIO(data))
 
 
 def _stamp(path: Path) -> dt.datetime:

@@ -79,3 +79,20 @@ def history_template(tmp_path_factory):
         plan_backfill(dt.date(2014, 1, 1), dt.date(2018, 12, 31), 1200, 5, market.universe()), market, store
     )
     return root / "history"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the session (flow tests, and workers started by tests)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def prefect_harness_url(prefect_harness) -> str:
+    """The harness server's API URL, for processes a test starts (they talk to the same server)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()

@@ -21,17 +21,16 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from technic_ml import stores
 from technic_ml.api.ledger import PredictionLedger
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import ContractError, MarketDataError, RegistryError
 from technic_ml.market_conditions import snapshot_market
 from technic_ml.market_data import open_market_data
 from technic_ml.nyse import to_ny
-from technic_ml.optimizer import PresetsHistory
-from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
+from technic_ml.predictors.registry import MODEL_NAMES
 from technic_ml.predictors.serving import Predictors, universe_at
 from technic_ml.settings import TechnicSettings
-from technic_ml.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +57,9 @@ class PredictionService:
         self.settings = settings
         self.reload_seconds = reload_seconds
         self.market = open_market_data(settings)
-        self.registry = ModelRegistry(settings.model_registry_path)
-        self.snapshots = SnapshotStore(settings.snapshot_path)
-        self.presets = PresetsHistory(settings.presets_path)
+        self.registry = stores.model_registry(settings)
+        self.snapshots = stores.snapshot_store(settings)
+        self.presets = stores.presets_history(settings)
         from technic_ml.jobs import ledger_path
 
         self.ledger = PredictionLedger(ledger_path(settings))

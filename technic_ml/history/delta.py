@@ -41,7 +41,6 @@ from technic_ml.errors import StoreError
 from technic_ml.history.jsonl import BOOKKEEPING_COLUMNS, CommitOutcome
 from technic_ml.history.schema import DATASET_SCHEMA, FILE_SCHEMA
 from technic_ml.history.store import (
-    _HIVE,
     CompactionReport,
     RetentionReport,
     ScanHistoryStore,
@@ -53,6 +52,9 @@ from technic_ml.objectstore import delta_storage_options, is_url, open_filesyste
 
 log = logging.getLogger(__name__)
 
+MONTH = "scan_month"
+"""The partition column. Months, not days: a backfill spreads a few scans over each of thousands of
+days, and one object per day made every read thousands of requests."""
 COMMIT_ATTEMPTS = 20
 """A MERGE that loses the race to another writer is retried this many times before giving up."""
 
@@ -135,10 +137,10 @@ class DeltaHistoryStore(ScanHistoryStore):
             for path, n, day in zip(
                 actions.column("path").to_pylist(),
                 actions.column("num_records").to_pylist(),
-                actions.column("partition.scan_date").to_pylist(),
+                actions.column(f"partition.{MONTH}").to_pylist(),
                 strict=True,
             ):
-                day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+                day = dt.date.fromisoformat(f"{day}-01")
                 full = f"{self._base}/{path}"
                 by_date.setdefault(day, []).append(full)
                 self._counts[full] = n
@@ -177,14 +179,8 @@ class DeltaHistoryStore(ScanHistoryStore):
         yield self._layout(table)
 
     def _dataset(self, files: list) -> ds.Dataset:
-        return ds.dataset(
-            list(files),
-            schema=DATASET_SCHEMA,
-            format="parquet",
-            partitioning=_HIVE,
-            partition_base_dir=self._base,
-            filesystem=self._filesystem,
-        )
+        # scan_date is stored in the files here; the month directories are only for pruning.
+        return ds.dataset(list(files), schema=DATASET_SCHEMA, format="parquet", filesystem=self._filesystem)
 
     def _read(self, files: list, columns=None, filter=None, *, raw: bool = False, skipped=None) -> pa.Table:
         if not files:
@@ -213,6 +209,13 @@ class DeltaHistoryStore(ScanHistoryStore):
         )
         return table.filter(mask)
 
+    @staticmethod
+    def _dates_between(layout: _Layout, lo, hi) -> list[dt.date]:
+        """The months (keyed by their first day) that overlap ``[lo, hi)``."""
+        first = lo.date().replace(day=1) if lo is not None else dt.date.min
+        last = (hi - dt.timedelta(microseconds=1)).date() if hi is not None else dt.date.max
+        return [m for m in sorted(layout.partitions) if first <= m <= last]
+
     def _count_rows(self, files: list) -> int:
         return sum(self._counts.get(f, 0) for f in files)
 
@@ -221,8 +224,8 @@ class DeltaHistoryStore(ScanHistoryStore):
             return {}
         # While committing, only the batch's days (a scan_id's day is fixed by its timestamp).
         if self._batch_dates is not None:
-            days = set(pc.unique(self._batch_dates).to_pylist())
-            files = layout.files([d for d in layout.partitions if d in days])
+            months = {d.replace(day=1) for d in pc.unique(self._batch_dates).to_pylist()}
+            files = layout.files([m for m in layout.partitions if m in months])
         else:
             files = layout.files()
         found = self._read(files, columns=["scan_id", "content_hash"], raw=True)
@@ -257,21 +260,21 @@ class DeltaHistoryStore(ScanHistoryStore):
             new = new.drop_columns([c for c in BOOKKEEPING_COLUMNS if c in new.column_names])
             if _in_range(new) is not None:
                 raise StoreError(f"scan history {self.url}: refusing rows outside the supported range")
-            new = new.select(DATASET_SCHEMA.names).cast(DATASET_SCHEMA)
+            new = _with_month(new.select(DATASET_SCHEMA.names).cast(DATASET_SCHEMA))
             try:
                 if self._snapshot is None:
                     deltalake.write_deltalake(
                         self.url,
                         new,
                         mode="append",
-                        partition_by=["scan_date"],
+                        partition_by=[MONTH],
                         storage_options=self.storage_options,
                     )
                 else:
                     (
                         self._snapshot.merge(
                             new,
-                            predicate="t.scan_date = s.scan_date AND t.scan_id = s.scan_id",
+                            predicate=f"t.{MONTH} = s.{MONTH} AND t.scan_id = s.scan_id",
                             source_alias="s",
                             target_alias="t",
                         )
@@ -316,9 +319,9 @@ class DeltaHistoryStore(ScanHistoryStore):
             try:
                 deltalake.write_deltalake(
                     self.url,
-                    DATASET_SCHEMA.empty_table(),
+                    _with_month(DATASET_SCHEMA.empty_table()),
                     mode="append",
-                    partition_by=["scan_date"],
+                    partition_by=[MONTH],
                     storage_options=self.storage_options,
                 )
             except deltalake.exceptions.DeltaError as exc:
@@ -339,6 +342,12 @@ _RANGE = tuple(
 )
 
 
+def _with_month(table: pa.Table) -> pa.Table:
+    """Add the partition column: the scan's New York month ("2018-07")."""
+    month = pc.strftime(table.column("scan_date").cast(pa.timestamp("s")), format="%Y-%m")
+    return table.append_column(MONTH, month)
+
+
 def _referenced(expression: ds.Expression) -> list[str]:
     """Columns an expression mentions (read with the rest, since it is applied after the scan)."""
     text = str(expression)
@@ -348,8 +357,7 @@ def _referenced(expression: ds.Expression) -> list[str]:
 def _lost_race(exc: Exception) -> bool:
     text = str(exc).lower()
     return any(
-        word in text
-        for word in ("conflict", "concurrent", "already exists", "version", "transaction failed")
+        word in text for word in ("conflict", "concurrent", "already exists", "version", "transaction failed")
     )
 
 

@@ -14,6 +14,7 @@ versions, goals), not the clock, so generating the same presets twice is recogni
 Writers hold a lock file. Reading fails closed: an unknown schema version or a malformed line is
 a ``StoreError`` naming the file and line, except a torn last line (a writer killed mid-append),
 which is skipped with a warning; the next append moves it to ``history.jsonl.torn``.
+:class:`SharedPresetsHistory` is the same history on an object-storage data root.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from technic_ml.contracts import MarketConditions
 from technic_ml.errors import StoreError
 from technic_ml.fsio import exclusive_lock, write_bytes_atomic
 from technic_ml.nyse import current_or_next_session, now_ny
+from technic_ml.objectstore import ObjectRoot
 from technic_ml.optimizer.hot_sectors import HotSectors
 from technic_ml.optimizer.optimizer import Suggestion
 
@@ -201,6 +203,58 @@ class PresetsHistory:
         log.warning(
             "%s: a torn last line was moved to %s", self.history_file, self.history_file.name + ".torn"
         )
+
+
+class SharedPresetsHistory(PresetsHistory):
+    """The presets history under an object-storage root: one object per document.
+
+    ``history/<presets_id>.json`` is created only if absent (a conditional create), so two workers
+    saving the same presets store it once; ``latest.json`` is replaced under a lease lock and only by
+    a document generated later than the one it holds, so the newest presets win whoever finishes last.
+    """
+
+    def __init__(self, root: ObjectRoot):
+        self.store = root
+        self.root = Path(root.path)
+
+    @property
+    def latest_file(self) -> Path:
+        return Path(self.store.key("latest.json"))
+
+    def save(self, document: dict[str, Any]) -> bool:
+        _check(document, "document")
+        line = json.dumps(document, sort_keys=True, allow_nan=False).encode()
+        if not self.store.create("history", f"{document['presets_id']}.json", data=line):
+            return False
+        with self.store.lock(".lock"):
+            current = self.latest()
+            if current is None or str(current["generated_at"]) <= str(document["generated_at"]):
+                self.store.write("latest.json", data=line)
+        return True
+
+    def latest(self) -> dict[str, Any] | None:
+        raw = self.store.read("latest.json")
+        if raw is None:
+            return None
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise StoreError(
+                f"{self.latest_file}: unreadable presets ({exc}); expected one JSON document"
+            ) from None
+        return _check(document, str(self.latest_file))
+
+    def _read_history(self) -> list[dict[str, Any]]:
+        documents = []
+        for name in self.store.names("history"):
+            raw = self.store.read("history", name)
+            if raw is None:
+                continue
+            try:
+                documents.append(_check(json.loads(raw), self.store.key("history", name)))
+            except ValueError as exc:
+                raise StoreError(f"{self.store.key('history', name)}: {exc}") from None
+        return sorted(documents, key=lambda d: str(d["generated_at"]))
 
 
 def _check(document: Any, where: str) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from typing import Any
 import joblib
 import pyarrow.fs as pafs
 
-from technic_ml import __version__
+from technic_ml import __version__, objectstore
 from technic_ml.errors import RegistryError
 from technic_ml.fsio import exclusive_lock, fsync_dir, write_bytes_atomic
 from technic_ml.predictors import portable
@@ -116,6 +116,7 @@ class ModelRegistry:
     """See the module docstring. ``root`` is a path or a URI; ``filesystem`` a pyarrow or fsspec one."""
 
     def __init__(self, root: str | Path, *, filesystem: Any = None):
+        self._fsspec: Any = None
         if filesystem is None:
             text = str(root)
             if "://" in text:
@@ -123,7 +124,9 @@ class ModelRegistry:
             else:
                 filesystem, text = pafs.LocalFileSystem(), str(Path(text).expanduser().absolute())
         elif not isinstance(filesystem, pafs.FileSystem):
-            # An fsspec filesystem (memory://, s3fs, gcsfs...) through pyarrow's adapter.
+            # An fsspec filesystem (memory://, s3fs, gcsfs...) through pyarrow's adapter; locks are
+            # lease objects taken by conditional create on it (technic_ml.objectstore).
+            self._fsspec = filesystem
             filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
             text = str(root)
         else:
@@ -163,11 +166,16 @@ class ModelRegistry:
 
     @contextlib.contextmanager
     def _flock(self, model: str, name: str):
-        """An exclusive lock file of ``model`` between processes (local filesystems only)."""
-        if not self.local:
-            yield
-            return
-        with exclusive_lock(Path(self._dir(model), name)):
+        """An exclusive lock of ``model`` between processes: a lock file on a local filesystem, a
+        lease object on an fsspec one (several machines). A pyarrow remote filesystem has no
+        conditional create through this code: there, publishers must not run at once."""
+        if self.local:
+            with exclusive_lock(Path(self._dir(model), name)):
+                yield
+        elif self._fsspec is not None:
+            with objectstore.lease(self._fsspec, self._dir(model, name)):
+                yield
+        else:
             yield
 
     def _locked(self, model: str):
@@ -214,16 +222,18 @@ class ModelRegistry:
                 "serving_sha256": hashlib.sha256(serving).hexdigest(),
                 "serving_bytes": len(serving),
             }
-        staging = self._dir(model, ".staging", f"{version}-{uuid.uuid4().hex[:8]}")
         final = self._dir(model, "versions", version)
+        # An object store has no directory rename: there the files go straight to their place,
+        # manifest last, and a version without its manifest (or with short files) is not listed.
+        staging = self._dir(model, ".staging", f"{version}-{uuid.uuid4().hex[:8]}") if self.local else final
         self.fs.create_dir(staging, recursive=True)
         self._write(f"{staging}/{MODEL_FILE}", data)
         if serving is not None:
             self._write(f"{staging}/{SERVING_FILE}", serving)
         self._write(f"{staging}/{MANIFEST_FILE}", (json.dumps(full, indent=2, default=str) + "\n").encode())
-        self.fs.create_dir(self._dir(model, "versions"), recursive=True)
-        self.fs.move(staging, final)
         if self.local:
+            self.fs.create_dir(self._dir(model, "versions"), recursive=True)
+            self.fs.move(staging, final)
             fsync_dir(Path(self._dir(model, "versions")))
         return ModelVersion(model, version, full["created_at"], full)
 

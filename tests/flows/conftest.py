@@ -9,14 +9,6 @@ import pytest
 from technic_ml.settings import TechnicSettings
 
 
-@pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
-
-
 @pytest.fixture
 def settings(tmp_path, monkeypatch) -> TechnicSettings:
     """The settings the flows read from the environment (a fresh data root per test)."""

@@ -1,0 +1,208 @@
+"""Two workers and an API on one bucket: a real S3-compatible server (moto) on 127.0.0.1.
+
+Each worker is its own process with its own local working directory and inbox, as on two
+machines; they share only ``TECHNIC_DATA_ROOT=s3://...`` and a Prefect server. Both import the
+same scanner log (each scan once in the history), train (one champion per model: the second
+worker finds the first one's champion trained on the same data) and emit presets that an API
+process, on a third working directory, serves from the bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from technic_ml.history import ScanHistoryStore
+from technic_ml.history.delta import DeltaHistoryStore
+from technic_ml.objectstore import ObjectRoot, lease
+from technic_ml.optimizer.presets import SharedPresetsHistory
+from technic_ml.predictors.registry import ModelRegistry
+
+REPO = Path(__file__).resolve().parents[1]
+BUCKET = "technic-shared-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 with one bucket; the AWS variables that point at it."""
+    boto3 = pytest.importorskip("boto3")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    try:
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], **_credentials(env))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket=BUCKET)
+                break
+            except Exception:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _credentials(env):
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        "region_name": env["AWS_REGION"],
+    }
+
+
+@pytest.fixture
+def aws(s3_env, monkeypatch):
+    for key, value in s3_env.items():
+        monkeypatch.setenv(key, value)
+    return s3_env
+
+
+def test_a_lease_lock_admits_one_holder_and_breaks_an_expired_one(aws, caplog):
+    root = ObjectRoot(f"s3://{BUCKET}/locks")
+    with root.lock("a.lock", wait_seconds=5), pytest.raises(Exception, match="still held by"):
+        with lease(root.fs, root.key("a.lock"), wait_seconds=0.3):
+            pass
+    # Released: free again at once.
+    with root.lock("a.lock", wait_seconds=1):
+        pass
+    # A holder that died: its lease runs out and the next taker breaks it, saying so.
+    assert root.create("b.lock", data=json.dumps({"holder": "dead:1", "expires_at": 0}).encode())
+    with root.lock("b.lock", wait_seconds=2):
+        assert "lease expired" in caplog.text
+
+
+def test_delta_history_on_s3_is_idempotent_and_conflicts_are_quarantined(aws, tmp_path, history_template):
+    log = tmp_path / "scans.jsonl"
+    ScanHistoryStore(history_template).export_jsonl(log)
+    store = DeltaHistoryStore(f"s3://{BUCKET}/delta-{tmp_path.name}", quarantine_dir=tmp_path / "q")
+    first = store.import_jsonl(log)
+    again = store.import_jsonl(log)
+    assert (first.added, again.added, again.duplicates) == (1200, 0, 1200)
+    # The same scan_id with other content: kept out and quarantined with the reason.
+    line = json.loads(log.read_text().splitlines()[0])
+    line["results"]["count"] += 1
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(json.dumps(line) + "\n")
+    summary = store.import_jsonl(changed)
+    assert (summary.added, summary.conflicts) == (0, 1)
+    assert "different content" in Path(summary.quarantine_file).read_text()
+    assert store.count() == 1200
+    assert [r.scan_id for r in store.recent(5)] == [
+        r.scan_id for r in ScanHistoryStore(history_template).recent(5)
+    ]
+    # Every commit is a version: the first import (version 0, it created the table) reads back as it was.
+    assert DeltaHistoryStore(store.url, quarantine_dir=tmp_path / "q", version=0).count() == 1200
+
+
+@pytest.mark.slow
+def test_two_workers_and_an_api_share_one_bucket(aws, tmp_path, history_template, prefect_harness_url):
+    shared = f"s3://{BUCKET}/deploy-{tmp_path.name}"
+    log = tmp_path / "scans.jsonl"
+    ScanHistoryStore(history_template).export_jsonl(log)
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TECHNIC_")},
+        **aws,
+        "TECHNIC_DATA_ROOT": shared,
+        "PREFECT_API_URL": prefect_harness_url,
+        "PYTHONPATH": str(REPO),
+    }
+    workers = []
+    for name in ("worker-a", "worker-b"):
+        local = tmp_path / name
+        (local / "inbox").mkdir(parents=True)
+        # Both machines received the same scanner log: the history must hold each scan once.
+        (local / "inbox" / "scans.jsonl").write_bytes(log.read_bytes())
+        env = {**base, "TECHNIC_LOCAL_ROOT": str(local)}
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "support" / "shared_worker.py")],
+                env=env,
+                cwd=local,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    results = []
+    for proc in workers:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-4000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+
+    added = sorted(r["collected"]["added"] for r in results)
+    assert sum(added) == 1200, added
+    history = DeltaHistoryStore(f"{shared}/history", quarantine_dir=tmp_path / "q")
+    frame = history.frame()
+    assert len(frame) == 1200 and frame["scan_id"].is_unique
+
+    models = ObjectRoot(f"{shared}/models")
+    registry = ModelRegistry(models.path, filesystem=models.fs)
+    for model in ("result-count", "duration"):
+        promotions = [e for e in registry.alias_history(model) if e["action"] == "promote"]
+        assert len(promotions) == 1, promotions
+        assert registry.aliases(model)["champion"] == promotions[0]["version"]
+    versions = {r["trained"]["count"]["version"] for r in results}
+    assert versions == {registry.aliases("result-count")["champion"]}
+
+    latest = SharedPresetsHistory(ObjectRoot(f"{shared}/presets")).latest()
+    assert latest is not None
+    assert latest["presets_id"] in {r["presets"]["presets_id"] for r in results}
+
+    port = _free_port()
+    api_env = {**base, "TECHNIC_LOCAL_ROOT": str(tmp_path / "api-host")}
+    technic_ml = Path(sys.executable).with_name("technic-ml")
+    api = subprocess.Popen(
+        [str(technic_ml), "api", "--host", "127.0.0.1", "--port", str(port)],
+        env=api_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                reply = httpx.get(f"http://127.0.0.1:{port}/scan/suggest", timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or api.poll() is not None:
+                    api.kill()
+                    raise AssertionError(f"API did not start: {api.communicate()[1][-3000:]}") from None
+                time.sleep(0.5)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["presets_id"] == latest["presets_id"]
+        models_reply = httpx.get(f"http://127.0.0.1:{port}/models", timeout=5).json()
+        assert registry.aliases("result-count")["champion"] in json.dumps(models_reply)
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
