@@ -83,3 +83,19 @@ def test_an_empty_market_dir_variable_counts_as_unset(monkeypatch):
     monkeypatch.setenv("TECHNIC_MARKET_DIR", "")
     s = TechnicSettings()
     assert (s.market_source, s.market_dir) == ("sample", None)
+
+
+def test_a_url_data_root_is_the_shared_root_and_the_local_root_stays_a_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("TECHNIC_DATA_ROOT", "s3://bucket/prefix/")
+    monkeypatch.setenv("TECHNIC_LOCAL_ROOT", str(tmp_path / "work"))
+    settings = TechnicSettings()
+    assert settings.shared_root == "s3://bucket/prefix"
+    assert settings.data_root == tmp_path / "work"
+    assert settings.inbox_path == tmp_path / "work" / "inbox"
+
+
+def test_a_shared_root_that_is_not_a_url_is_refused_naming_it(monkeypatch):
+    monkeypatch.setenv("TECHNIC_SHARED_ROOT", "/just/a/path")
+    expected = r"shared_root: received '/just/a/path'; expected an object-storage URL"
+    with pytest.raises(ValueError, match=expected):
+        TechnicSettings()

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from technic_ml.errors import StoreError
 from technic_ml.history import ScanHistoryStore
 from technic_ml.history.delta import DeltaHistoryStore
 from technic_ml.objectstore import ObjectRoot, lease
@@ -89,9 +90,12 @@ def aws(s3_env, monkeypatch):
 
 def test_a_lease_lock_admits_one_holder_and_breaks_an_expired_one(aws, caplog):
     root = ObjectRoot(f"s3://{BUCKET}/locks")
-    with root.lock("a.lock", wait_seconds=5), pytest.raises(Exception, match="still held by"):
-        with lease(root.fs, root.key("a.lock"), wait_seconds=0.3):
-            pass
+    with (
+        root.lock("a.lock", wait_seconds=5),
+        pytest.raises(StoreError, match="still held by"),
+        lease(root.fs, root.key("a.lock"), wait_seconds=0.3),
+    ):
+        pass
     # Released: free again at once.
     with root.lock("a.lock", wait_seconds=1):
         pass
