@@ -5,11 +5,13 @@ of which exists on S3. :class:`DeltaHistoryStore` keeps the same public API and 
 (idempotent by ``scan_id``, first record wins, a different record under a stored id is a conflict
 and quarantined by imports) on a Delta Lake table (``deltalake``, no JVM):
 
-* **Writes are MERGEs** on ``scan_id`` (and ``scan_date``, the partition column, so a batch reads
-  only the days it touches), inserting only ids not yet stored. Each commit is a conditional create
-  of the next log entry: of two workers merging at once one commits, the other's commit conflicts
-  (it read the partitions the first one changed) and is retried from a fresh look at the table. Two
-  workers importing the same log therefore store each scan once (``tests/test_shared_bucket.py``).
+* **Writes are appends at an exact version.** A batch is classified against one snapshot of the
+  table (version ``v``: which of its ids are stored, reading only the months it touches) and its
+  new rows are committed as version ``v + 1`` with delta-rs's commit retries off. A commit is the
+  conditional create of the next log entry, so if another worker committed ``v + 1`` first, ours
+  fails instead of being rebased, and the batch is classified again against the new snapshot. Two
+  workers importing the same log therefore store each scan once (``tests/test_shared_bucket.py``,
+  ``tests/history/test_delta.py``).
 * **Reads** go through the table's current snapshot, so a reader never sees half a commit.
 * **Every commit is a table version**: :meth:`version` says which one a reader saw, and
   ``DeltaHistoryStore(url, version=n)`` reads the history exactly as a model was trained on it.
@@ -56,7 +58,7 @@ MONTH = "scan_month"
 """The partition column. Months, not days: a backfill spreads a few scans over each of thousands of
 days, and one object per day made every read thousands of requests."""
 COMMIT_ATTEMPTS = 20
-"""A MERGE that loses the race to another writer is retried this many times before giving up."""
+"""A commit that loses the race to another writer is retried this many times before giving up."""
 
 
 def _deltalake():
@@ -189,9 +191,9 @@ class DeltaHistoryStore(ScanHistoryStore):
         read_columns = columns if columns is None or raw else list(dict.fromkeys([*columns, *_RANGE]))
         if filter is not None and read_columns is not None:
             read_columns = list(dict.fromkeys([*read_columns, *_referenced(filter)]))
-        # The filter is applied after the scan, not pushed down: files written by a MERGE carry
-        # string_view statistics that pyarrow cannot compare with a string literal. ``files`` is
-        # already only the days the query needs.
+        # The filter is applied after the scan, not pushed down: delta-rs may write string_view
+        # statistics that pyarrow cannot compare with a string literal. ``files`` is already only
+        # the months the query needs.
         table = self._dataset(files).to_table(columns=read_columns)
         if filter is not None:
             table = table.filter(filter)
@@ -240,18 +242,25 @@ class DeltaHistoryStore(ScanHistoryStore):
     # -- writing ---------------------------------------------------------------------------------
 
     def _commit(self, layout: _Layout, table: pa.Table) -> CommitOutcome:
-        """Classify ``table`` against the stored ids, then MERGE the new rows; on a lost race, look
-        again and retry (the other writer may have stored some of the same ids meanwhile)."""
+        """Classify ``table`` against the snapshot the layout came from, then append the new rows as
+        the very next table version. If another writer committed since (the conditional create of
+        that log entry fails, and retries are off so delta-rs does not rebase the append), look
+        again and classify anew: the other writer may have stored some of the same ids."""
         ids = table.column("scan_id").combine_chunks()
         self._batch_dates = table.column("scan_date").combine_chunks()
         try:
-            return self._merge(layout, table, ids)
+            return self._append(layout, table, ids)
         finally:
             self._batch_dates = None
 
-    def _merge(self, layout: _Layout, table: pa.Table, ids: pa.Array) -> CommitOutcome:
+    def _append(self, layout: _Layout, table: pa.Table, ids: pa.Array) -> CommitOutcome:
         deltalake = _deltalake()
+        exact = deltalake.CommitProperties(max_commit_retries=0)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            if self._snapshot is None:
+                self._create()
+                self._snapshot = self._open()
+                layout = self._layout(self._snapshot)
             stored = self._stored(layout, ids, writing=True)
             keep, outcome = self._classify(table, ids, stored)
             if not keep:
@@ -262,34 +271,35 @@ class DeltaHistoryStore(ScanHistoryStore):
                 raise StoreError(f"scan history {self.url}: refusing rows outside the supported range")
             new = _with_month(new.select(DATASET_SCHEMA.names).cast(DATASET_SCHEMA))
             try:
-                if self._snapshot is None:
-                    deltalake.write_deltalake(
-                        self.url,
-                        new,
-                        mode="append",
-                        partition_by=[MONTH],
-                        storage_options=self.storage_options,
-                    )
-                else:
-                    (
-                        self._snapshot.merge(
-                            new,
-                            predicate=f"t.{MONTH} = s.{MONTH} AND t.scan_id = s.scan_id",
-                            source_alias="s",
-                            target_alias="t",
-                        )
-                        .when_not_matched_insert_all()
-                        .execute()
-                    )
+                deltalake.write_deltalake(self._snapshot, new, mode="append", commit_properties=exact)
                 return outcome
-            except (deltalake.exceptions.CommitFailedError, deltalake.exceptions.DeltaError) as exc:
-                if not _lost_race(exc) or attempt == COMMIT_ATTEMPTS:
-                    raise StoreError(f"scan history {self.url}: commit failed ({exc})") from exc
+            except deltalake.exceptions.CommitFailedError as exc:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise StoreError(
+                        f"scan history {self.url}: {attempt} commits lost to other writers ({exc});"
+                        " expected fewer concurrent importers"
+                    ) from exc
                 log.info("scan history %s: another writer committed first; retrying (%d)", self.url, attempt)
-                time.sleep(0.05 * attempt)
+                time.sleep(0.02 * attempt)
                 self._snapshot = self._open()
                 layout = self._layout(self._snapshot)
         raise AssertionError("unreachable")
+
+    def _create(self) -> None:
+        """Create the empty table; another writer creating it at the same moment is fine."""
+        deltalake = _deltalake()
+        try:
+            deltalake.write_deltalake(
+                self.url,
+                _with_month(DATASET_SCHEMA.empty_table()),
+                mode="error",
+                partition_by=[MONTH],
+                storage_options=self.storage_options,
+                commit_properties=deltalake.CommitProperties(max_commit_retries=0),
+            )
+        except (deltalake.exceptions.DeltaError, deltalake.exceptions.CommitFailedError) as exc:
+            if self._open() is None:
+                raise StoreError(f"scan history {self.url}: cannot create the table ({exc})") from exc
 
     def compact(self, *, min_files: int = 2) -> CompactionReport:
         """Rewrite small files of each day into larger ones (Delta's optimize; old versions stay readable)."""
@@ -313,22 +323,9 @@ class DeltaHistoryStore(ScanHistoryStore):
     def identity(self) -> str:
         """The table's URL and creation time (created now, empty, if missing): a table deleted and
         made again gets a new identity, so work cached against the old one runs again."""
-        table = self._open()
-        if table is None:
-            deltalake = _deltalake()
-            try:
-                deltalake.write_deltalake(
-                    self.url,
-                    _with_month(DATASET_SCHEMA.empty_table()),
-                    mode="append",
-                    partition_by=[MONTH],
-                    storage_options=self.storage_options,
-                )
-            except deltalake.exceptions.DeltaError as exc:
-                if not _lost_race(exc):
-                    raise StoreError(f"scan history {self.url}: cannot create the table ({exc})") from exc
-            table = self._open()
-        return f"{self.url}@{table.metadata().created_time}"
+        if self._open() is None:
+            self._create()
+        return f"{self.url}@{self._open().metadata().created_time}"
 
     def retention(self, *args: Any, **kwargs: Any) -> RetentionReport:
         raise StoreError(
@@ -352,13 +349,6 @@ def _referenced(expression: ds.Expression) -> list[str]:
     """Columns an expression mentions (read with the rest, since it is applied after the scan)."""
     text = str(expression)
     return [name for name in DATASET_SCHEMA.names if re.search(rf"\b{name}\b", text)]
-
-
-def _lost_race(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return any(
-        word in text for word in ("conflict", "concurrent", "already exists", "version", "transaction failed")
-    )
 
 
 __all__ = ["FILE_SCHEMA", "DeltaHistoryStore"]
