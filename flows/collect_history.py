@@ -27,6 +27,9 @@ def collect_history(
     settings = TechnicSettings()
     if create_inbox:
         settings.inbox_path.mkdir(parents=True, exist_ok=True)
+    fetched = history.fetch_shared_inbox(settings) if settings.shared_root else []
+    if settings.shared_root:
+        logger.info("shared inbox %s/inbox: %d logs fetched", settings.shared_root, len(fetched))
     report = history.collect_history(
         settings, settings.inbox_path, settings.processed_path, compact_min_files
     )
@@ -43,7 +46,7 @@ def collect_history(
     matched = history.match_outcomes(settings) if report.added else None
     if matched:
         logger.info("prediction ledger: %d predictions matched with their scan's outcome", matched)
-    return {
+    result = {
         "files_imported": report.files_imported,
         "files_duplicate": report.files_duplicate,
         "files_unreadable": report.files_unreadable,
@@ -51,3 +54,6 @@ def collect_history(
         "invalid": report.invalid,
         "outcomes_matched": matched,
     }
+    if settings.shared_root:
+        result["shared_logs_fetched"] = len(fetched)
+    return result

@@ -6,17 +6,25 @@ from pathlib import Path
 
 from prefect import task
 
-from technic_ml import jobs
+from technic_ml import jobs, stores
+from technic_ml.history import inbox
 from technic_ml.history.inbox import CollectReport, collect_inbox
 from technic_ml.history.store import CompactionReport
 from technic_ml.settings import TechnicSettings
 
 
+@task(retries=2, retry_delay_seconds=5)
+def fetch_shared_inbox(settings: TechnicSettings) -> list[Path]:
+    return inbox.fetch_shared_inbox(stores.shared_inbox(settings), settings.inbox_path)
+
+
 @task
 def collect_history(
-    settings: TechnicSettings, inbox: Path, processed: Path, compact_min_files: int
+    settings: TechnicSettings, inbox_dir: Path, processed: Path, compact_min_files: int
 ) -> CollectReport:
-    return collect_inbox(jobs.history_store(settings), inbox, processed, compact_min_files=compact_min_files)
+    return collect_inbox(
+        jobs.history_store(settings), inbox_dir, processed, compact_min_files=compact_min_files
+    )
 
 
 @task

@@ -3,7 +3,8 @@
 With a local data root every store is the on-disk one (``flock`` and renames, one machine). With
 ``TECHNIC_DATA_ROOT=s3://bucket/prefix`` (``settings.shared_root``) the scan history is a Delta
 table, the registry, snapshots and presets are objects under the same prefix, and what is per
-machine (inbox, quarantine, market cache, API ledger) stays under the local ``data_root``. Library
+machine (the local inbox logs are fetched into, quarantine, market cache, API ledger) stays under
+the local ``data_root``. Library
 code, tasks, flows, the CLI and the API all open stores through these functions.
 """
 
@@ -44,6 +45,11 @@ def presets_history(settings: TechnicSettings) -> PresetsHistory:
     return PresetsHistory(settings.presets_path)
 
 
+def shared_inbox(settings: TechnicSettings) -> ObjectRoot | None:
+    """``<bucket>/inbox`` with an object-storage data root (scanners upload logs there), else None."""
+    return ObjectRoot(f"{settings.shared_root}/inbox") if settings.shared_root else None
+
+
 def describe(settings: TechnicSettings) -> dict[str, str]:
     """Where each store lives, for logs and reports."""
     if settings.shared_root:
@@ -53,7 +59,7 @@ def describe(settings: TechnicSettings) -> dict[str, str]:
             "models": f"{shared}/models",
             "snapshots": f"{shared}/snapshots",
             "presets": f"{shared}/presets",
-            "inbox": str(settings.inbox_path),
+            "inbox": f"{shared}/inbox, fetched into {settings.inbox_path}",
         }
     return {
         "history": str(settings.history_path),

@@ -142,12 +142,16 @@ def test_two_workers_and_an_api_share_one_bucket(aws, tmp_path, history_template
         "PREFECT_API_URL": prefect_harness_url,
         "PYTHONPATH": str(REPO),
     }
+    # A scanner uploaded its log to the shared inbox; worker-b's own scanner also dropped the same
+    # log in its local inbox: the history must hold each scan once all the same.
+    inbox = ObjectRoot(f"{shared}/inbox")
+    inbox.write("scans.jsonl", data=log.read_bytes())
     workers = []
     for name in ("worker-a", "worker-b"):
         local = tmp_path / name
         (local / "inbox").mkdir(parents=True)
-        # Both machines received the same scanner log: the history must hold each scan once.
-        (local / "inbox" / "scans.jsonl").write_bytes(log.read_bytes())
+        if name == "worker-b":
+            (local / "inbox" / "scans.jsonl").write_bytes(log.read_bytes())
         env = {**base, "TECHNIC_LOCAL_ROOT": str(local)}
         workers.append(
             subprocess.Popen(
@@ -165,6 +169,11 @@ def test_two_workers_and_an_api_share_one_bucket(aws, tmp_path, history_template
         assert proc.returncode == 0, err[-4000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
 
+    # Exactly one collector took the shared log; it is kept in the bucket under that machine's name.
+    assert inbox.names() == []
+    fetched = ObjectRoot(f"{shared}/inbox-fetched")
+    assert sum(len(fetched.names(host)) for host in fetched.names()) == 1
+    assert sorted(r["collected"]["shared_logs_fetched"] for r in results) == [0, 1]
     added = sorted(r["collected"]["added"] for r in results)
     assert sum(added) == 1200, added
     history = DeltaHistoryStore(f"{shared}/history", quarantine_dir=tmp_path / "q")

@@ -40,6 +40,9 @@ torn last ledger line (killed mid-append) is ignored, which again only costs a r
 Writers must create files under a ``.part``/``.tmp`` or hidden name and rename them into the inbox
 when complete: a file is hashed before it is imported, and a file still growing would be imported
 half.
+
+With an object-storage data root the inbox is ``<bucket>/inbox/``: :func:`fetch_shared_inbox`
+moves its logs into the collecting machine's local inbox first, one collector at a time.
 """
 
 from __future__ import annotations
@@ -55,8 +58,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from technic_ml.errors import StoreError
-from technic_ml.fsio import exclusive_lock, fsync_dir
+from technic_ml.fsio import exclusive_lock, fsync_dir, write_bytes_atomic
 from technic_ml.history.store import CompactionReport, ScanHistoryStore
+from technic_ml.objectstore import ObjectRoot
 
 log = logging.getLogger(__name__)
 
@@ -454,3 +458,39 @@ def _compact_if_needed(store: ScanHistoryStore, min_files: int) -> CompactionRep
     if not counts or max(counts.values()) < min_files:
         return None
     return store.compact(min_files=min_files)
+
+
+def fetch_shared_inbox(root: ObjectRoot, inbox: Path, *, pattern: str = "*.jsonl") -> list[Path]:
+    """Move the logs waiting in a shared inbox (``<bucket>/inbox``) into this machine's ``inbox``.
+
+    With an object-storage data root, scanners anywhere upload logs to ``<bucket>/inbox/`` (an
+    upload is one whole object: never seen half). Each collector takes what is there under a lease
+    lock, so two machines never take the same log: it downloads each one into its local inbox
+    (under a hidden name, then renamed in) and then moves the object to
+    ``<bucket>/inbox-fetched/<host>/``, which keeps the original in the bucket and says which machine
+    took it. :func:`collect_inbox` then imports the local files as usual. A collector killed after a
+    download and before the move leaves the object to be fetched again; the import of the second
+    copy adds nothing (the history is idempotent by ``scan_id``). Returns the local files written.
+    """
+    import fnmatch
+    import socket
+
+    inbox = Path(inbox).expanduser().absolute()
+    inbox.mkdir(parents=True, exist_ok=True)
+    fetched: list[Path] = []
+    host = socket.gethostname()
+    with root.lock(".collect.lock"):
+        for name in root.names():
+            if name.startswith(".") or not fnmatch.fnmatch(name, pattern):
+                continue
+            data = root.read(name)
+            if data is None:  # taken by a collector that did not hold the lock (an older version)
+                continue
+            target = inbox / name
+            if target.exists():
+                digest = hashlib.sha256(data).hexdigest()[:12]
+                target = inbox / f"{target.stem}.{digest}{target.suffix}"
+            write_bytes_atomic(target, data)
+            fetched.append(target)
+            root.fs.mv(root.key(name), f"{root.path.rsplit('/', 1)[0]}/inbox-fetched/{host}/{name}")
+    return fetched
