@@ -221,3 +221,75 @@ def test_two_workers_and_an_api_share_one_bucket(aws, tmp_path, history_template
     finally:
         api.terminate()
         api.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_process_work_pool_with_two_workers_runs_the_deployments_on_one_bucket(
+    aws, tmp_path, history_template, prefect_harness_url
+):
+    """The README's "Running on several machines" commands: a process work pool, the deployments
+    of prefect.yaml (`prefect deploy --all`) and two `prefect worker` processes, each with its own
+    local root, sharing one bucket; runs triggered ad hoc as a user would."""
+    from prefect.deployments import run_deployment
+
+    shared = f"s3://{BUCKET}/pool-{tmp_path.name}"
+    log = tmp_path / "scans.jsonl"
+    ScanHistoryStore(history_template).export_jsonl(log)
+    ObjectRoot(f"{shared}/inbox").write("scans.jsonl", data=log.read_bytes())
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TECHNIC_")},
+        **aws,
+        "TECHNIC_DATA_ROOT": shared,
+        "TECHNIC_ML_HOME": str(REPO),
+        "PREFECT_API_URL": prefect_harness_url,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    prefect = str(Path(sys.executable).with_name("prefect"))
+
+    def run(*args: str) -> None:
+        done = subprocess.run(
+            [prefect, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    run("work-pool", "create", "technic-ml", "--type", "process", "--overwrite")
+    run("--no-prompt", "deploy", "--all")
+    workers = []
+    for name in ("worker-a", "worker-b"):
+        local = tmp_path / name
+        (local / "inbox").mkdir(parents=True)
+        workers.append(
+            subprocess.Popen(
+                [prefect, "worker", "start", "--pool", "technic-ml", "--name", name, "--limit", "1"],
+                env={**env, "TECHNIC_LOCAL_ROOT": str(local)},
+                cwd=local,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    lenient = {"duration_r2_min": -1e9, "duration_mae_max": 1e9, "coverage_tolerance": 0.5}
+    train = {"candidates": ["hgb/enriched"], "n_folds": 2, "collect": False, "gates": lenient}
+    runs = [
+        ("collect-history/collect-history", {}),
+        ("train-predictors/train-predictors", {"params": train}),
+        ("train-predictors/train-predictors", {"params": train}),
+        ("daily-presets/daily-presets", {"params": {"skip_non_trading_days": False}}),
+    ]
+    try:
+        for name, parameters in runs:
+            flow_run = run_deployment(name, parameters=parameters, timeout=600)
+            assert flow_run.state.is_completed(), (name, flow_run.state)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=60)
+
+    assert ObjectRoot(f"{shared}/inbox").names() == []
+    frame = DeltaHistoryStore(f"{shared}/history", quarantine_dir=tmp_path / "q").frame()
+    assert len(frame) == 1200 and frame["scan_id"].is_unique
+    models = ObjectRoot(f"{shared}/models")
+    registry = ModelRegistry(models.path, filesystem=models.fs)
+    for model in ("result-count", "duration"):
+        assert len([e for e in registry.alias_history(model) if e["action"] == "promote"]) == 1
+    assert SharedPresetsHistory(ObjectRoot(f"{shared}/presets")).latest() is not None
