@@ -26,6 +26,7 @@ from technic_ml.history.delta import DeltaHistoryStore
 from technic_ml.objectstore import ObjectRoot, lease
 from technic_ml.optimizer.presets import SharedPresetsHistory
 from technic_ml.predictors.registry import ModelRegistry
+from tests.history.test_delta import assert_a_changed_record_is_quarantined
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "technic-shared-test"
@@ -112,15 +113,7 @@ def test_delta_history_on_s3_is_idempotent_and_conflicts_are_quarantined(aws, tm
     first = store.import_jsonl(log)
     again = store.import_jsonl(log)
     assert (first.added, again.added, again.duplicates) == (1200, 0, 1200)
-    # The same scan_id with other content: kept out and quarantined with the reason.
-    line = json.loads(log.read_text().splitlines()[0])
-    line["results"]["count"] += 1
-    changed = tmp_path / "changed.jsonl"
-    changed.write_text(json.dumps(line) + "\n")
-    summary = store.import_jsonl(changed)
-    assert (summary.added, summary.conflicts) == (0, 1)
-    assert "different content" in Path(summary.quarantine_file).read_text()
-    assert store.count() == 1200
+    assert_a_changed_record_is_quarantined(store, log, tmp_path)
     assert [r.scan_id for r in store.recent(5)] == [
         r.scan_id for r in ScanHistoryStore(history_template).recent(5)
     ]

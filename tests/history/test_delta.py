@@ -49,13 +49,21 @@ def test_a_reimport_adds_nothing_and_a_changed_record_is_quarantined_with_the_re
     again = store.import_jsonl(sample_scan_log())
     assert (again.added, again.duplicates) == (0, 150)
     assert store.version() == version  # nothing new: no commit at all
-    line = json.loads(sample_scan_log().read_text().splitlines()[0])
+    assert_a_changed_record_is_quarantined(store, sample_scan_log(), tmp_path)
+
+
+def assert_a_changed_record_is_quarantined(store, log: Path, tmp_path: Path) -> None:
+    """The first record of ``log`` (already stored) again with another result count: kept out,
+    quarantined with the reason, and the store's count unchanged."""
+    before = store.count()
+    line = json.loads(log.read_text().splitlines()[0])
     line["results"]["count"] += 1
     changed = tmp_path / "changed.jsonl"
     changed.write_text(json.dumps(line) + "\n")
     summary = store.import_jsonl(changed)
     assert (summary.added, summary.conflicts) == (0, 1)
     assert "different content" in Path(summary.quarantine_file).read_text()
+    assert store.count() == before
 
 
 def test_every_commit_is_a_version_that_reads_back_as_it_was(tmp_path):
