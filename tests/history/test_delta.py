@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -119,3 +120,31 @@ def test_two_processes_importing_the_same_file_store_each_record_once(tmp_path):
     frame = DeltaHistoryStore(url, quarantine_dir=tmp_path / "q").frame()
     assert len(frame) == 2000 and frame["scan_id"].is_unique
     assert set(frame["scan_id"]) == set(expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("commits_before_kill", [1, 4, 9])
+def test_an_import_killed_mid_way_leaves_a_readable_table_and_a_rerun_completes_it(
+    tmp_path, commits_before_kill
+):
+    src = tmp_path / "log.jsonl"
+    expected = write_log(src, 2000, days=30)
+    url = str(tmp_path / "history")
+    store = _delta(tmp_path, "history")
+    store.identity()  # version 0
+    context = multiprocessing.get_context("spawn")
+    go, out = context.Event(), context.Queue()
+    child = context.Process(target=_import, args=(url, str(tmp_path / "q0"), str(src), go, out))
+    child.start()
+    go.set()
+    deadline = time.monotonic() + 120
+    while store.version() < commits_before_kill and child.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    child.kill()
+    child.join(timeout=30)
+    # Whatever was committed is whole: every stored row is one of the log's, each once.
+    partial = store.frame()
+    assert len(partial) > 0 and partial["scan_id"].is_unique and set(partial["scan_id"]) <= set(expected)
+    rerun = store.import_jsonl(src, batch_records=100)
+    assert (rerun.added, rerun.duplicates) == (2000 - len(partial), len(partial))
+    assert store.count() == 2000 and store.frame()["scan_id"].is_unique
