@@ -19,9 +19,9 @@ and quarantined by imports) on a Delta Lake table (``deltalake``, no JVM):
 The query methods (``recent``, ``between``, ``by_config``, ``frame``, ``statistics``, ``count``,
 ``stored_ids``, ``export_jsonl``, ``import_jsonl``, ``add``) are the parent's, running over a
 layout whose "files" are the data files of each month. Retention is not offered here (it raises,
-naming the local store that has it). One object holds the snapshot it last read: open one per thread (processes and
-threads each open their own, as the backfill's chunks do). The benchmark against the local store
-is in bench/README.md.
+naming the local store that has it). One object holds the snapshot it last read: open one per
+thread (the backfill's chunks each open their own). The benchmark against the local store is in
+bench/README.md.
 """
 
 from __future__ import annotations
