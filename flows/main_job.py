@@ -51,6 +51,7 @@ def main_job(
     presets = daily_presets(PresetsParams(as_of=as_of, skip_non_trading_days=False))
 
     registry = stores.model_registry(settings)
+    where = stores.describe(settings)
     summary = {
         **jobs.snapshot_dict(snapshot),
         "backfill": backfill,
@@ -59,9 +60,9 @@ def main_job(
         "presets": presets,
         "outputs": {
             "snapshot": snapshot.path,
-            "history": settings.history_path,
-            "models": settings.model_registry_path,
-            "presets": settings.presets_path / "latest.json",
+            "history": where["history"],
+            "models": where["models"],
+            "presets": f"{where['presets']}/latest.json",
         },
     }
     return jobs.write_reports(settings, summary)

@@ -419,7 +419,8 @@ def backfill(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     out.print(str(summary), markup=False, highlight=False, soft_wrap=True)
-    out.print(f"history store: {settings.history_path}", markup=False, highlight=False, soft_wrap=True)
+    where = stores.describe(settings)["history"]
+    out.print(f"history store: {where}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _parse_date(value: str, name: str) -> dt.date:
