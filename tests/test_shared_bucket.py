@@ -113,7 +113,11 @@ def test_delta_history_on_s3_is_idempotent_and_conflicts_are_quarantined(aws, tm
     first = store.import_jsonl(log)
     again = store.import_jsonl(log)
     assert (first.added, again.added, again.duplicates) == (1200, 0, 1200)
-    assert_a_changed_record_is_quarantined(store, log, tmp_path)
+    summary = assert_a_changed_record_is_quarantined(store, log, tmp_path)
+    # The rejected line is also kept in the bucket, under the importing machine's name.
+    quarantine = ObjectRoot(f"s3://{BUCKET}/history-quarantine/{socket.gethostname()}")
+    name = Path(summary.quarantine_file).name
+    assert quarantine.read(name) == Path(summary.quarantine_file).read_bytes()
     assert [r.scan_id for r in store.recent(5)] == [
         r.scan_id for r in ScanHistoryStore(history_template).recent(5)
     ]

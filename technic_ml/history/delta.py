@@ -30,6 +30,7 @@ import datetime as dt
 import functools
 import logging
 import re
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +53,7 @@ from technic_ml.history.store import (
     _Layout,
     _Partitions,
 )
-from technic_ml.objectstore import delta_storage_options, is_url, open_filesystem
+from technic_ml.objectstore import ObjectRoot, delta_storage_options, is_url, open_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +303,17 @@ class DeltaHistoryStore(ScanHistoryStore):
         except (deltalake.exceptions.DeltaError, deltalake.exceptions.CommitFailedError) as exc:
             if self._open() is None:
                 raise StoreError(f"scan history {self.url}: cannot create the table ({exc})") from exc
+
+    def import_jsonl(self, path: Path, **kwargs: Any):
+        """The local store's import; on object storage the quarantine file is also copied to
+        ``<root>/history-quarantine/<host>/``, so rejected lines outlive the machine that read them."""
+        summary = super().import_jsonl(path, **kwargs)
+        if summary.quarantine_file is not None and is_url(self.url):
+            target = ObjectRoot(f"{self.url.rsplit('/', 1)[0]}/history-quarantine/{socket.gethostname()}")
+            name = Path(summary.quarantine_file).name
+            target.write(name, data=Path(summary.quarantine_file).read_bytes())
+            log.info("scan history %s: quarantined lines copied to %s", self.url, target.key(name))
+        return summary
 
     def compact(self, *, min_files: int = 2) -> CompactionReport:
         """Rewrite small files of each day into larger ones (Delta's optimize; old versions stay readable)."""

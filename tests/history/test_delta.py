@@ -53,7 +53,7 @@ def test_a_reimport_adds_nothing_and_a_changed_record_is_quarantined_with_the_re
     assert_a_changed_record_is_quarantined(store, sample_scan_log(), tmp_path)
 
 
-def assert_a_changed_record_is_quarantined(store, log: Path, tmp_path: Path) -> None:
+def assert_a_changed_record_is_quarantined(store, log: Path, tmp_path: Path):
     """The first record of ``log`` (already stored) again with another result count: kept out,
     quarantined with the reason, and the store's count unchanged."""
     before = store.count()
@@ -65,6 +65,7 @@ def assert_a_changed_record_is_quarantined(store, log: Path, tmp_path: Path) -> 
     assert (summary.added, summary.conflicts) == (0, 1)
     assert "different content" in Path(summary.quarantine_file).read_text()
     assert store.count() == before
+    return summary
 
 
 def test_every_commit_is_a_version_that_reads_back_as_it_was(tmp_path):
