@@ -163,9 +163,6 @@ class ObjectRoot:
         self.url = self.url.rstrip("/")
         self.fs, self.path = open_filesystem(self.url)
 
-    def child(self, *parts: str) -> ObjectRoot:
-        return ObjectRoot("/".join([self.url, *parts]))
-
     def key(self, *parts: str) -> str:
         return "/".join([self.path, *parts])
 
@@ -190,12 +187,9 @@ class ObjectRoot:
     def lock(self, *parts: str, **kwargs: Any):
         return lease(self.fs, self.key(*parts), **kwargs)
 
-    def delta_options(self) -> dict[str, str]:
-        """deltalake ``storage_options`` for this root (delta-rs reads its own, not fsspec's)."""
-        return delta_storage_options(self.url)
-
 
 def delta_storage_options(url: str) -> dict[str, str]:
+    """deltalake ``storage_options`` for ``url`` (delta-rs reads its own, not fsspec's)."""
     scheme = urlparse(url).scheme
     options: dict[str, str] = {}
     if scheme in ("s3", "s3a"):

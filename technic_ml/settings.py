@@ -13,9 +13,10 @@ the installed package) unless a path is configured explicitly. The layout under 
 
 ``TECHNIC_DATA_ROOT=s3://bucket/prefix`` (any URL) puts the shared stores on object storage
 instead: ``shared_root`` takes the URL, and ``data_root`` stays the local working directory (the
-platform default, or ``TECHNIC_LOCAL_ROOT``) for what is per machine: the inbox the scanner writes
-to, quarantine files, the market cache and the API ledger. ``technic_ml.stores`` opens each store
-where it lives; docs/storage.md says what each guarantees there.
+platform default, or ``TECHNIC_LOCAL_ROOT``) for what is per machine: the local inbox the bucket's
+logs are fetched into, quarantine files (copied to the bucket), the market cache and the API
+ledger. ``technic_ml.stores`` opens each store where it lives; docs/storage.md says what each
+guarantees there.
 
 The market source and directory follow one rule, here, so that every entry point (the CLI's
 options, the flows reading the environment, the API) applies it the same way: a market directory
@@ -71,7 +72,7 @@ class TechnicSettings(BaseSettings):
     shared_root: str | None = Field(
         default=None,
         description="Object storage for the shared stores (s3://bucket/prefix); TECHNIC_DATA_ROOT=<URL>"
-        " sets it. History, models, snapshots and presets live there; data_root stays local.",
+        " sets it. History, models, snapshots, presets and the inbox live there; data_root stays local.",
     )
     local_root: Path | None = Field(
         default=None,

@@ -106,6 +106,34 @@ def test_a_lease_lock_admits_one_holder_and_breaks_an_expired_one(aws, caplog):
         assert "lease expired" in caplog.text
 
 
+def _presets(presets_id: str, generated_at: str) -> dict:
+    from technic_ml.optimizer.presets import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "presets_id": presets_id,
+        "generated_at": generated_at,
+        "presets": {},
+        "provenance": {},
+    }
+
+
+def test_shared_presets_are_saved_once_and_latest_is_the_newest_even_after_a_killed_save(aws, tmp_path):
+    root = ObjectRoot(f"s3://{BUCKET}/presets-{tmp_path.name}")
+    history = SharedPresetsHistory(root)
+    older, newer = _presets("a", "2019-01-02T08:30:00"), _presets("b", "2019-01-03T08:30:00")
+    assert history.save(newer) is True and history.save(newer) is False
+    assert history.save(older) is True  # finished last, but older: latest stays the newer one
+    assert history.latest()["presets_id"] == "b"
+    assert [d["presets_id"] for d in history.history()] == ["b", "a"]
+    # A save killed between its two writes: the document is stored, latest.json still the old one.
+    newest = _presets("c", "2019-01-04T08:30:00")
+    assert root.create("history", "c.json", data=json.dumps(newest).encode())
+    assert history.latest()["presets_id"] == "b"
+    assert history.save(newest) is False  # already stored ...
+    assert history.latest()["presets_id"] == "c"  # ... and the re-run brought latest forward
+
+
 def test_delta_history_on_s3_is_idempotent_and_conflicts_are_quarantined(aws, tmp_path, history_template):
     log = tmp_path / "scans.jsonl"
     ScanHistoryStore(history_template).export_jsonl(log)

@@ -44,8 +44,9 @@ import pyarrow.fs as pafs
 
 from technic_ml.errors import StoreError
 from technic_ml.history.jsonl import BOOKKEEPING_COLUMNS, CommitOutcome
-from technic_ml.history.schema import DATASET_SCHEMA, FILE_SCHEMA
+from technic_ml.history.schema import DATASET_SCHEMA
 from technic_ml.history.store import (
+    RANGE_COLUMNS,
     CompactionReport,
     RetentionReport,
     ScanHistoryStore,
@@ -90,7 +91,7 @@ class DeltaHistoryStore(ScanHistoryStore):
         self.url = text if is_url(text) else str(Path(text).expanduser().absolute())
         self.root = Path(self.url) if not is_url(text) else Path(text.split("://", 1)[1])
         self.quarantine_dir = Path(quarantine_dir).expanduser().absolute()
-        self.archive_dir = self.quarantine_dir
+        self.archive_dir = None  # retention (the only user) is not offered here
         self.auto_compact_files = None
         self.storage_options = storage_options if storage_options is not None else delta_storage_options(text)
         self.pinned_version = version
@@ -108,12 +109,11 @@ class DeltaHistoryStore(ScanHistoryStore):
 
     # -- the table -------------------------------------------------------------------------------
 
-    def _open(self, *, fresh: bool = True):
+    def _open(self):
         """The table at its newest version (or the pinned one); None when nothing was written yet."""
         deltalake = _deltalake()
         if self._table is not None and self.pinned_version is None:
-            if fresh:
-                self._table.update_incremental()
+            self._table.update_incremental()
             return self._table
         try:
             table = deltalake.DeltaTable(
@@ -134,7 +134,8 @@ class DeltaHistoryStore(ScanHistoryStore):
         return None if table is None else table.version()
 
     def _layout(self, table) -> _Layout:
-        """The snapshot's data files by scan date, from the Delta log (no data file is opened)."""
+        """The snapshot's data files by month (keyed by its first day), from the Delta log (no data
+        file is opened)."""
         self._counts = {}
         by_date: dict[dt.date, list[str]] = {}
         if table is not None:
@@ -191,7 +192,7 @@ class DeltaHistoryStore(ScanHistoryStore):
         if not files:
             table = DATASET_SCHEMA.empty_table()
             return table.select(columns) if columns is not None else table
-        read_columns = columns if columns is None or raw else list(dict.fromkeys([*columns, *_RANGE]))
+        read_columns = columns if columns is None or raw else list(dict.fromkeys([*columns, *RANGE_COLUMNS]))
         if filter is not None and read_columns is not None:
             read_columns = list(dict.fromkeys([*read_columns, *_referenced(filter)]))
         # The filter is applied after the scan, not pushed down: delta-rs may write string_view
@@ -203,16 +204,6 @@ class DeltaHistoryStore(ScanHistoryStore):
         if not raw:
             table = self._readable_rows(table, files)
         return table.select(columns) if columns is not None else table
-
-    def _readable_rows(self, table: pa.Table, files: list) -> pa.Table:
-        mask = _in_range(table)
-        if mask is None:
-            return table
-        self._warn(
-            f"scan history {self.url}: {len(mask) - pc.sum(mask).as_py()} rows with a timestamp or date"
-            " outside the supported range skipped"
-        )
-        return table.filter(mask)
 
     @staticmethod
     def _dates_between(layout: _Layout, lo, hi) -> list[dt.date]:
@@ -227,7 +218,7 @@ class DeltaHistoryStore(ScanHistoryStore):
     def _stored(self, layout: _Layout, ids: pa.Array, *, writing: bool) -> dict[str, tuple[str, bool]]:
         if len(ids) == 0:
             return {}
-        # While committing, only the batch's days (a scan_id's day is fixed by its timestamp).
+        # While committing, only the batch's months (a scan_id's month is fixed by its timestamp).
         if self._batch_dates is not None:
             months = {d.replace(day=1) for d in pc.unique(self._batch_dates).to_pylist()}
             files = layout.files([m for m in layout.partitions if m in months])
@@ -316,7 +307,8 @@ class DeltaHistoryStore(ScanHistoryStore):
         return summary
 
     def compact(self, *, min_files: int = 2) -> CompactionReport:
-        """Rewrite small files of each day into larger ones (Delta's optimize; old versions stay readable)."""
+        """Rewrite small files of each month into larger ones (Delta's optimize; old versions stay
+        readable)."""
         if isinstance(min_files, bool) or not isinstance(min_files, int) or min_files < 2:
             raise ValueError(f"min_files: received {min_files!r}; expected an integer >= 2")
         started = time.perf_counter()
@@ -337,20 +329,17 @@ class DeltaHistoryStore(ScanHistoryStore):
     def identity(self) -> str:
         """The table's URL and creation time (created now, empty, if missing): a table deleted and
         made again gets a new identity, so work cached against the old one runs again."""
-        if self._open() is None:
+        table = self._open()
+        if table is None:
             self._create()
-        return f"{self.url}@{self._open().metadata().created_time}"
+            table = self._open()
+        return f"{self.url}@{table.metadata().created_time}"
 
     def retention(self, *args: Any, **kwargs: Any) -> RetentionReport:
         raise StoreError(
             f"retention: not offered for the Delta scan history ({self.url}); expected a local data root"
             " (ScanHistoryStore) or Delta's own DELETE and VACUUM run by an operator"
         )
-
-
-_RANGE = tuple(
-    name for name in ("timestamp", "market_as_of", "spy_bar_date", "vix_bar_date", "provenance_bar_date")
-)
 
 
 def _with_month(table: pa.Table) -> pa.Table:
@@ -365,4 +354,4 @@ def _referenced(expression: ds.Expression) -> list[str]:
     return [name for name in DATASET_SCHEMA.names if re.search(rf"\b{name}\b", text)]
 
 
-__all__ = ["FILE_SCHEMA", "DeltaHistoryStore"]
+__all__ = ["DeltaHistoryStore"]

@@ -210,7 +210,8 @@ class SharedPresetsHistory(PresetsHistory):
 
     ``history/<presets_id>.json`` is created only if absent (a conditional create), so two workers
     saving the same presets store it once; ``latest.json`` is replaced under a lease lock and only by
-    a document generated later than the one it holds, so the newest presets win whoever finishes last.
+    a document generated no earlier than the one it holds, so the newest presets win whoever finishes
+    last, and re-saving a document whose first save was killed halfway brings ``latest.json`` forward.
     """
 
     def __init__(self, root: ObjectRoot):
@@ -224,13 +225,14 @@ class SharedPresetsHistory(PresetsHistory):
     def save(self, document: dict[str, Any]) -> bool:
         _check(document, "document")
         line = json.dumps(document, sort_keys=True, allow_nan=False).encode()
-        if not self.store.create("history", f"{document['presets_id']}.json", data=line):
-            return False
+        created = self.store.create("history", f"{document['presets_id']}.json", data=line)
+        # Also when it was already stored: a save killed between the two writes left latest.json
+        # behind, and the re-run is what brings it forward.
         with self.store.lock(".lock"):
             current = self.latest()
             if current is None or str(current["generated_at"]) <= str(document["generated_at"]):
                 self.store.write("latest.json", data=line)
-        return True
+        return created
 
     def latest(self) -> dict[str, Any] | None:
         raw = self.store.read("latest.json")
