@@ -6,6 +6,8 @@ import base64
 import datetime as dt
 import json
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -340,3 +342,25 @@ def test_import_export_round_trip_of_any_valid_records(rs) -> None:
                 json.loads(r.to_original_json(include_provenance=True)) for r in expected
             ]
         assert first.between(None, None) == second.between(None, None) == expected
+
+
+def test_parser_processes_do_not_load_the_store() -> None:
+    # Each spawned parser imports the jsonl module; pulling in the store (and its analytics stack)
+    # there cost ~0.4 s of CPU per process on every large import.
+    code = (
+        "import sys, technic_ml.history.jsonl\n"
+        "names = ('technic_ml.history.store', 'technic_ml.history.inbox')\n"
+        "loaded = sorted(m for m in names if m in sys.modules)\n"
+        "print(','.join(loaded))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    # The package still offers its names, loaded on first use.
+    from technic_ml import history
+
+    assert history.ScanHistoryStore is ScanHistoryStore
+    assert "collect_inbox" in dir(history)
+    assert sorted(history.__all__) == sorted(history._HOME)
+    assert all(getattr(history, name) is not None for name in history.__all__)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = history.no_such_name
