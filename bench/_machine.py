@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 
@@ -34,3 +38,38 @@ def print_header() -> None:
         f" {library_versions()}; load average at start {os.getloadavg()[0]:.2f}"
     )
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+
+
+class Busy:
+    """Competing load: ``n`` busy-loop processes for the duration of a ``with`` block (killed on the
+    way out)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Busy:
+        try:
+            for _ in range(self.n):
+                self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        except BaseException:
+            self.stop()
+            raise
+        if self.n:
+            time.sleep(1.0)  # let them start spinning before anything is measured
+        return self
+
+    def alive(self) -> int:
+        return sum(p.poll() is None for p in self.procs)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+        for p in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=10)
+        self.procs = []
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

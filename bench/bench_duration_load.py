@@ -35,13 +35,11 @@ only runs what is missing); without it, temporary directories are removed at the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import datetime as dt
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._machine import print_header  # noqa: E402
+from bench._machine import Busy, print_header  # noqa: E402
 
 START, END, SEED = dt.date(2013, 12, 1), dt.date(2018, 12, 1), 0
 R2_BAR = 0.7
@@ -75,40 +73,6 @@ def conditions_arg(text: str) -> list[int]:
     if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"received {text!r}; expected distinct counts >= 0 like 0,1,2")
     return values
-
-
-class Busy:
-    """``n`` busy-loop processes for the duration of a ``with`` block (killed on the way out)."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self.procs: list[subprocess.Popen] = []
-
-    def __enter__(self) -> Busy:
-        try:
-            for _ in range(self.n):
-                self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
-        except BaseException:
-            self.stop()
-            raise
-        if self.n:
-            time.sleep(1.0)  # let them start spinning before anything is measured
-        return self
-
-    def alive(self) -> int:
-        return sum(p.poll() is None for p in self.procs)
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-        for p in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=10)
-        self.procs = []
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 @dataclass
