@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from deployments import prefect_env
+from technic_ml.backfill import BACKFILL_SCANS
 from technic_ml.cli import _handled, _parse_time, _settings, app, err, out
 
 FLOWS = (
@@ -47,7 +48,7 @@ def run(
     as_of: Annotated[
         str | None, typer.Option(help="Snapshot moment (default: end of a historical dataset, or now).")
     ] = None,
-    scans: Annotated[int, typer.Option(min=0, help="Scans to backfill before training.")] = 3000,
+    scans: Annotated[int, typer.Option(min=0, help="Scans to backfill before training.")] = BACKFILL_SCANS,
 ) -> None:
     """The main job: snapshot, backfill, train, validate and publish (the main-job flow)."""
     # A malformed --as-of is a usage error found before Prefect starts (the flow reads the string).

@@ -26,7 +26,16 @@ from tasks import history
 from tasks.artifacts import BackfillProgress, backfill_artifact
 from tasks.backfill import backfill_chunk, plan_backfill
 from technic_ml import jobs
-from technic_ml.backfill import BackfillSummary, split_plan
+from technic_ml.backfill import (
+    BACKFILL_SCANS,
+    BACKFILL_SEED,
+    BACKFILL_YEARS,
+    BackfillSummary,
+    backfill_window,
+    split_plan,
+)
+from technic_ml.market_conditions import default_as_of
+from technic_ml.market_data import open_market_data
 from technic_ml.settings import TechnicSettings
 
 
@@ -37,10 +46,10 @@ class BackfillParams(BaseModel):
 
     start: dt.date | None = None
     end: dt.date | None = None
-    n_scans: Annotated[int, Field(ge=1, le=2_000_000)] = jobs.BACKFILL_SCANS
-    seed: int = jobs.BACKFILL_SEED
+    n_scans: Annotated[int, Field(ge=1, le=2_000_000)] = BACKFILL_SCANS
+    seed: int = BACKFILL_SEED
     chunks: Annotated[int, Field(ge=1, le=10_000)] = 4
-    years: Annotated[int, Field(ge=1, le=30)] = jobs.BACKFILL_YEARS
+    years: Annotated[int, Field(ge=1, le=30)] = BACKFILL_YEARS
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -83,9 +92,9 @@ def backfill_history(params: BackfillParams | None = None) -> dict:
     settings = TechnicSettings()
     start, end = params.start, params.end
     if start is None or end is None:
-        last, _ = jobs.default_as_of(jobs.open_market_data(settings))
-        end = end or last.date()
-        start = start or end - dt.timedelta(days=365 * params.years)
+        last, _ = default_as_of(open_market_data(settings))
+        default_start, end = backfill_window(end or last.date(), params.years)
+        start = start or default_start
     plan = plan_backfill(settings, start, end, params.n_scans, params.seed)
     chunks = split_plan(plan, params.chunks)
     logger.info("backfill %s..%s: %d scans in %d chunks", start, end, len(plan), len(chunks))

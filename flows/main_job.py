@@ -20,12 +20,14 @@ from flows.daily_presets import PresetsParams, daily_presets
 from flows.train_predictors import TrainParams, train_predictors
 from tasks import artifacts, market
 from technic_ml import jobs, stores
+from technic_ml.backfill import BACKFILL_SCANS
+from technic_ml.predictors.registry import registry_summary
 from technic_ml.settings import TechnicSettings
 
 
 @flow(name="main-job")
 def main_job(
-    n_scans: Annotated[int, Field(ge=0, le=2_000_000)] = jobs.BACKFILL_SCANS,
+    n_scans: Annotated[int, Field(ge=0, le=2_000_000)] = BACKFILL_SCANS,
     as_of: str | None = None,
     train: bool = True,
 ) -> dict:
@@ -56,7 +58,7 @@ def main_job(
         **jobs.snapshot_dict(snapshot),
         "backfill": backfill,
         "train_predictors": training,
-        "predictors": jobs.registry_summary(registry),
+        "predictors": registry_summary(registry),
         "presets": presets,
         "outputs": {
             "snapshot": snapshot.path,

@@ -9,7 +9,7 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from technic_ml import backfill as lib
-from technic_ml import jobs
+from technic_ml import stores
 from technic_ml.settings import TechnicSettings
 
 
@@ -27,7 +27,7 @@ def chunk_key(context: TaskRunContext, parameters: dict) -> str:
     """
     settings, chunk = parameters["settings"], parameters["chunk"]
     ids = sorted(p.scan_id for p in chunk)
-    identity = jobs.history_store(settings).identity()
+    identity = stores.history_store(settings).identity()
     blob = json.dumps([ids, lib.data_version(settings), identity])
     return "backfill-chunk-" + hashlib.sha256(blob.encode()).hexdigest()[:32]
 

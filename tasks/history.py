@@ -6,7 +6,8 @@ from pathlib import Path
 
 from prefect import task
 
-from technic_ml import jobs, stores
+from technic_ml import stores
+from technic_ml.api import ledger
 from technic_ml.history import inbox
 from technic_ml.history.inbox import CollectReport, collect_inbox
 from technic_ml.history.store import CompactionReport
@@ -23,15 +24,15 @@ def collect_history(
     settings: TechnicSettings, inbox_dir: Path, processed: Path, compact_min_files: int
 ) -> CollectReport:
     return collect_inbox(
-        jobs.history_store(settings), inbox_dir, processed, compact_min_files=compact_min_files
+        stores.history_store(settings), inbox_dir, processed, compact_min_files=compact_min_files
     )
 
 
 @task
 def compact_history(settings: TechnicSettings, min_files: int) -> CompactionReport:
-    return jobs.history_store(settings).compact(min_files=min_files)
+    return stores.history_store(settings).compact(min_files=min_files)
 
 
 @task
 def match_outcomes(settings: TechnicSettings) -> int | None:
-    return jobs.match_outcomes(settings)
+    return ledger.match_outcomes(settings)

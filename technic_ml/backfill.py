@@ -74,6 +74,10 @@ PRESETS: dict[str, dict] = {
     },
 }
 LOOKBACKS = (20, 30, 40, 60, 90, 120, 150, 200, 250)
+# What a backfill does when not told otherwise (the main job, the backfill-history flow, the CLI).
+BACKFILL_YEARS = 5
+BACKFILL_SCANS = 3000
+BACKFILL_SEED = 0
 BATCH = 500
 RUN_ORDER_SEED = 0
 
@@ -140,6 +144,11 @@ class BackfillSummary:
             f"({self.scans_per_second:.1f} scans/s wall, {self.scan_seconds:.1f} s inside scans)"
             + (f"; {len(self.errors)} errors: {self.errors[:3]}" if self.errors else "")
         )
+
+
+def backfill_window(end: dt.date, years: int = BACKFILL_YEARS) -> tuple[dt.date, dt.date]:
+    """``(start, end)``: the ``years`` of 365 days before ``end``, the window a default backfill covers."""
+    return end - dt.timedelta(days=365 * years), end
 
 
 def plan_backfill(

@@ -764,7 +764,7 @@ _AS_OF = Annotated[
 
 
 def _champions_at(as_of, source, market_dir):
-    from technic_ml.jobs import default_as_of
+    from technic_ml.market_conditions import default_as_of
     from technic_ml.market_data import open_market_data
     from technic_ml.predictors.serving import open_predictors
 

@@ -31,20 +31,16 @@ from typing import Any
 import pandas as pd
 
 from technic_ml import stores
-from technic_ml.backfill import BackfillSummary
+from technic_ml.backfill import BACKFILL_YEARS, BackfillSummary, backfill_window
 from technic_ml.contracts import MarketConditions
-from technic_ml.history import ScanHistoryStore
-from technic_ml.market_conditions import snapshot_market
-from technic_ml.market_data import MarketData, open_market_data
+from technic_ml.market_conditions import default_as_of, snapshot_market
+from technic_ml.market_data import open_market_data
 from technic_ml.market_data.base import AsOf
-from technic_ml.nyse import NY, calendar, now_ny, to_ny
+from technic_ml.nyse import now_ny, to_ny
 from technic_ml.settings import TechnicSettings
 
 log = logging.getLogger(__name__)
 
-BACKFILL_YEARS = 5
-BACKFILL_SCANS = 3000
-BACKFILL_SEED = 0
 STATS_GROUPS = ("max_symbols", "min_tech_rating", "lookback_days", "sectors")
 
 
@@ -60,28 +56,9 @@ class Snapshot:
     is_sample: bool
 
 
-def default_as_of(market: MarketData) -> tuple[dt.datetime, str]:
-    """Now for a live source; the close of the last session in the data for a historical dataset.
-
-    A historical dataset (the sample ends in 2018, the shared real data in 2019) snapshotted "now"
-    would be years stale; the job says which moment it used and why.
-    """
-    if market.source == "yfinance":
-        return now_ny(), "now (live source)"
-    last = market.spy(now_ny())["date"].max()
-    if pd.isna(last):
-        return now_ny(), "now (the source returned no SPY bars)"
-    close = calendar().session_close(pd.Timestamp(last)).tz_convert(NY).to_pydatetime()
-    return close, f"close of the last session in the data ({last.date()})"
-
-
 def sample_scan_log() -> Path:
     """The bundled copy of the original prototype's 150-line scan log (synthetic records)."""
     return Path(str(resources.files("technic_ml").joinpath("sample/scan_history_sample.jsonl")))
-
-
-def history_store(settings: TechnicSettings) -> ScanHistoryStore:
-    return stores.history_store(settings)
 
 
 def take_snapshot(settings: TechnicSettings, as_of: AsOf | None = None) -> Snapshot:
@@ -109,15 +86,14 @@ def main_backfill_window(
     """
     if settings.market_source == "yfinance":
         return None
-    end = snapshot.conditions.spy_bar_date or snapshot.as_of.date()
-    return end - dt.timedelta(days=365 * years), end
+    return backfill_window(snapshot.conditions.spy_bar_date or snapshot.as_of.date(), years)
 
 
 def training_data(settings: TechnicSettings):
     """(dataset, note): the scan history joined with point-in-time features from the market data."""
     from technic_ml.predictors.training import load_training_data
 
-    return load_training_data(history_store(settings), open_market_data(settings))
+    return load_training_data(stores.history_store(settings), open_market_data(settings))
 
 
 def write_reports(settings: TechnicSettings, summary: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +102,7 @@ def write_reports(settings: TechnicSettings, summary: dict[str, Any]) -> dict[st
     Returns the document written: ``summary`` plus the history's size and statistics and every
     output's path.
     """
-    store = history_store(settings)
+    store = stores.history_store(settings)
     stats = store.statistics()
     reports = settings.data_root / "reports"
     reports.mkdir(parents=True, exist_ok=True)
@@ -172,64 +148,6 @@ def backfill_dict(summary: BackfillSummary | None) -> dict | None:
     }
 
 
-def predictor_dict(trained, outcome) -> dict:
-    """What the run summary says of one target: the registry outcome and its validation figures."""
-    out = {
-        "version": outcome.version,
-        "alias": outcome.alias,
-        "published": outcome.published,
-        "reason": outcome.reason,
-        "validation": None,
-    }
-    if trained is None:
-        return out
-    target_report = trained.report
-    if target_report.too_few or target_report.chosen is None:
-        out["validation"] = {"too_few": target_report.too_few}
-        return out
-    result = target_report.result(target_report.chosen)
-    pooled = result.pooled
-    out["validation"] = {
-        "chosen": target_report.chosen,
-        "folds": [f.label for f in target_report.folds],
-        "mae": pooled["mae"],
-        "r2": pooled["r2"],
-        "coverage": pooled.get("coverage"),
-        "min_fold_coverage": min(m["coverage"] for m in result.per_fold),
-        "stated_coverage": target_report.coverage,
-        "gate_failures": result.gate_failures,
-    }
-    return out
-
-
-def registry_summary(registry) -> dict[str, dict]:
-    """Per target: the champion and challenger now, with the champion's validation on the future."""
-    from technic_ml.predictors.registry import MODEL_NAMES
-
-    out = {}
-    for target, model in MODEL_NAMES.items():
-        aliases = registry.aliases(model)
-        entry: dict[str, Any] = {"champion": aliases.get("champion"), "challenger": aliases.get("challenger")}
-        if entry["champion"]:
-            manifest = registry.manifest(model, entry["champion"])
-            validation = manifest.get("validation") or {}
-            pooled = validation.get("pooled") or {}
-            per_fold = validation.get("per_fold") or []
-            entry.update(
-                chosen=validation.get("chosen"),
-                mae=pooled.get("mae"),
-                r2=pooled.get("r2"),
-                coverage=pooled.get("coverage"),
-                min_fold_coverage=min((f["coverage"] for f in per_fold), default=None),
-                stated_coverage=manifest.get("coverage"),
-                folds=validation.get("folds"),
-                gates=validation.get("gates"),
-                training_window=manifest.get("training_window"),
-            )
-        out[target] = entry
-    return out
-
-
 # -- daily presets -------------------------------------------------------------------------------
 
 
@@ -266,34 +184,10 @@ def suggest_presets(predictors, conditions: MarketConditions) -> tuple[dict, int
 def rank_hot_sectors(settings: TechnicSettings, as_of: AsOf, window_days: int = 30):
     from technic_ml.optimizer import hot_sectors
 
-    return hot_sectors(history_store(settings).frame(), to_ny(as_of), window_days=window_days)
+    return hot_sectors(stores.history_store(settings).frame(), to_ny(as_of), window_days=window_days)
 
 
 def save_presets(settings: TechnicSettings, document: dict[str, Any]) -> bool:
     """Append to the presets history and make it the latest; False when these presets were saved."""
 
     return stores.presets_history(settings).save(document)
-
-
-def match_outcomes(settings: TechnicSettings) -> int | None:
-    """Give the prediction ledger the outcomes of scans the history import brought in.
-
-    A prediction made with a ``scan_id`` is matched when a record with that id reaches the scan
-    history store (imported from the scanner's log). None when there is no ledger (no API ran).
-    """
-    from technic_ml.api.ledger import PredictionLedger
-
-    path = ledger_path(settings)
-    if not path.exists():
-        return None
-    ledger = PredictionLedger(path)
-    try:
-        if not ledger.pending_scan_ids():
-            return 0
-        return ledger.match_frame(history_store(settings).frame())
-    finally:
-        ledger.close()
-
-
-def ledger_path(settings: TechnicSettings) -> Path:
-    return settings.data_root / "api" / "ledger.sqlite"

@@ -40,7 +40,7 @@ import pandas as pd
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import MarketDataError
 from technic_ml.market_data.base import AsOf, MarketData
-from technic_ml.nyse import calendar, last_completed_session, now_ny, to_ny
+from technic_ml.nyse import NY, calendar, last_completed_session, now_ny, to_ny
 
 log = logging.getLogger(__name__)
 
@@ -338,3 +338,18 @@ def snapshot_market(market: MarketData, as_of: AsOf | None = None) -> MarketCond
             "; ".join(conditions.degraded_reasons),
         )
     return conditions
+
+
+def default_as_of(market: MarketData) -> tuple[dt.datetime, str]:
+    """Now for a live source; the close of the last session in the data for a historical dataset.
+
+    A historical dataset (the sample ends in 2018, the shared real data in 2019) snapshotted "now"
+    would be years stale; the job says which moment it used and why.
+    """
+    if market.source == "yfinance":
+        return now_ny(), "now (live source)"
+    last = market.spy(now_ny())["date"].max()
+    if pd.isna(last):
+        return now_ny(), "now (the source returned no SPY bars)"
+    close = calendar().session_close(pd.Timestamp(last)).tz_convert(NY).to_pydatetime()
+    return close, f"close of the last session in the data ({last.date()})"

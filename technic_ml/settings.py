@@ -247,3 +247,8 @@ class TechnicSettings(BaseSettings):
     @property
     def presets_path(self) -> Path:
         return self.presets_dir or self.data_root / "presets"
+
+    @property
+    def ledger_path(self) -> Path:
+        """The API's prediction ledger (SQLite): per machine, under the local data root."""
+        return self.data_root / "api" / "ledger.sqlite"

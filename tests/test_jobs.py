@@ -6,7 +6,8 @@ import pytest
 
 from technic_ml.backfill import plan_for_settings, run_chunk
 from technic_ml.history import ScanHistoryStore
-from technic_ml.jobs import default_as_of, main_backfill_window, sample_scan_log, take_snapshot, write_reports
+from technic_ml.jobs import main_backfill_window, sample_scan_log, take_snapshot, write_reports
+from technic_ml.market_conditions import default_as_of
 from technic_ml.market_data import ParquetMarketData
 from technic_ml.nyse import NY
 from technic_ml.settings import TechnicSettings

@@ -37,6 +37,7 @@ from technic_ml.errors import TechnicError
 from technic_ml.nyse import current_or_next_session
 from technic_ml.optimizer import Optimizer, analyze
 from technic_ml.optimizer.analysis import Review, risks_of
+from technic_ml.predictors.registry import registry_summary
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024
@@ -320,8 +321,6 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
     @app.get("/models")
     async def models():
         """Champion and challenger versions with their validation metrics, and what is served."""
-        from technic_ml.jobs import registry_summary
-
         # Gates may be unbounded (-inf / inf): JSON has no infinity, so an open bound reads null.
         return _finite({"serving": service.serving.versions, "registry": registry_summary(service.registry)})
 

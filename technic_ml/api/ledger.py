@@ -32,7 +32,9 @@ from typing import Any
 
 import orjson
 
+from technic_ml import stores
 from technic_ml.nyse import now_ny
+from technic_ml.settings import TechnicSettings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -305,3 +307,21 @@ def _num(value) -> float | None:
 
 def _int(value) -> int | None:
     return None if value is None else int(value)
+
+
+def match_outcomes(settings: TechnicSettings) -> int | None:
+    """Give the prediction ledger the outcomes of scans the history import brought in.
+
+    A prediction made with a ``scan_id`` is matched when a record with that id reaches the scan
+    history store (imported from the scanner's log). None when there is no ledger (no API ran).
+    """
+    path = settings.ledger_path
+    if not path.exists():
+        return None
+    ledger = PredictionLedger(path)
+    try:
+        if not ledger.pending_scan_ids():
+            return 0
+        return ledger.match_frame(stores.history_store(settings).frame())
+    finally:
+        ledger.close()

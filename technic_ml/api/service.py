@@ -25,7 +25,7 @@ from technic_ml import stores
 from technic_ml.api.ledger import PredictionLedger
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import ContractError, MarketDataError, RegistryError
-from technic_ml.market_conditions import snapshot_market
+from technic_ml.market_conditions import default_as_of, snapshot_market
 from technic_ml.market_data import open_market_data
 from technic_ml.nyse import to_ny
 from technic_ml.predictors.registry import MODEL_NAMES
@@ -60,9 +60,7 @@ class PredictionService:
         self.registry = stores.model_registry(settings)
         self.snapshots = stores.snapshot_store(settings)
         self.presets = stores.presets_history(settings)
-        from technic_ml.jobs import ledger_path
-
-        self.ledger = PredictionLedger(ledger_path(settings))
+        self.ledger = PredictionLedger(settings.ledger_path)
         self._default_as_of = self._now_or_last_close()
         self.universe = universe_at(self.market, self._default_as_of, universe_since)
         self._conditions: OrderedDict[dt.datetime, MarketConditions] = OrderedDict()
@@ -161,8 +159,6 @@ class PredictionService:
     # -- market ----------------------------------------------------------------------------------
 
     def _now_or_last_close(self) -> dt.datetime:
-        from technic_ml.jobs import default_as_of
-
         return default_as_of(self.market)[0]
 
     def default_as_of(self) -> dt.datetime:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from technic_ml import stores
 from technic_ml.api.ledger import OUTCOME_COLUMNS, PredictionLedger
-from technic_ml.jobs import history_store, ledger_path
 from technic_ml.monitor.drift import DEFAULT_INPUTS
 from technic_ml.settings import TechnicSettings
 
 
 def ledger_outcomes(settings: TechnicSettings, since: str | None = None) -> pd.DataFrame:
     """Served and shadowed predictions with their outcomes (``PredictionLedger.outcomes_frame``)."""
-    path = ledger_path(settings)
+    path = settings.ledger_path
     if not path.exists():
         return pd.DataFrame(columns=list(OUTCOME_COLUMNS))
     ledger = PredictionLedger(path)
@@ -28,7 +28,7 @@ def ledger_outcomes(settings: TechnicSettings, since: str | None = None) -> pd.D
 
 def scan_history(settings: TechnicSettings) -> pd.DataFrame | None:
     """The history's timestamps and model inputs (``drift.DEFAULT_INPUTS``); None when empty."""
-    frame = history_store(settings).frame()
+    frame = stores.history_store(settings).frame()
     if frame.empty:
         return None
     return frame[["timestamp", *[c for c in DEFAULT_INPUTS if c in frame.columns]]]

@@ -436,3 +436,29 @@ class ModelRegistry:
             previous = champions[-2]
             self._event(model, "champion", "rollback", previous, f"{reason} (from {champions[-1]})")
             return previous
+
+
+def registry_summary(registry: ModelRegistry) -> dict[str, dict]:
+    """Per target: the champion and challenger now, with the champion's validation on the future."""
+    out = {}
+    for target, model in MODEL_NAMES.items():
+        aliases = registry.aliases(model)
+        entry: dict[str, Any] = {"champion": aliases.get("champion"), "challenger": aliases.get("challenger")}
+        if entry["champion"]:
+            manifest = registry.manifest(model, entry["champion"])
+            validation = manifest.get("validation") or {}
+            pooled = validation.get("pooled") or {}
+            per_fold = validation.get("per_fold") or []
+            entry.update(
+                chosen=validation.get("chosen"),
+                mae=pooled.get("mae"),
+                r2=pooled.get("r2"),
+                coverage=pooled.get("coverage"),
+                min_fold_coverage=min((f["coverage"] for f in per_fold), default=None),
+                stated_coverage=manifest.get("coverage"),
+                folds=validation.get("folds"),
+                gates=validation.get("gates"),
+                training_window=manifest.get("training_window"),
+            )
+        out[target] = entry
+    return out

@@ -65,19 +65,19 @@ def test_abstentions_are_not_scored_and_history_rows_match_by_scan_id(ledger):
 
 
 def test_the_history_import_matches_predictions_that_named_a_scan_id(settings):
+    from technic_ml.api.ledger import match_outcomes
     from technic_ml.history import ScanHistoryStore
-    from technic_ml.jobs import ledger_path, match_outcomes
 
     assert match_outcomes(settings) is None  # no API ran here: no ledger
     row = ScanHistoryStore(settings.history_path).frame().iloc[0]
-    ledger = PredictionLedger(ledger_path(settings))
+    ledger = PredictionLedger(settings.ledger_path)
     ledger.record(
         "p1", {}, _count(row.result_count + 3, 0, row.result_count + 10), DURATION, scan_id=row.scan_id
     )
     ledger.record("p2", {}, _count(1, 0, 2), DURATION, scan_id="never-imported")
     ledger.close()
     assert match_outcomes(settings) == 1
-    again = PredictionLedger(ledger_path(settings))
+    again = PredictionLedger(settings.ledger_path)
     perf = again.performance()["count"]
     assert perf.n == 1 and perf.mae == pytest.approx(3.0) and perf.coverage == 1.0
     assert again.pending_scan_ids() == {"never-imported"}

@@ -22,10 +22,9 @@ def test_imports_moves_quarantines_and_ignores_a_repeat(settings):
 
     # The API predicted scan train_0005 before the scanner's log came in: the import matches it.
     from technic_ml.api.ledger import PredictionLedger
-    from technic_ml.jobs import ledger_path
     from technic_ml.predictors.estimators import Prediction
 
-    ledger = PredictionLedger(ledger_path(settings))
+    ledger = PredictionLedger(settings.ledger_path)
     count = Prediction("count", "model", 50.0, 40.0, 60.0, 0.9, p_empty=0.0, version="v")
     ledger.record("p-5", {}, count, Prediction("duration", "heuristic", 20.0), scan_id="train_0005")
     ledger.close()
@@ -37,7 +36,7 @@ def test_imports_moves_quarantines_and_ignores_a_repeat(settings):
         "files_imported": 1, "files_duplicate": 0, "files_unreadable": 0, "added": 150, "invalid": 1,
         "outcomes_matched": 1,
     }  # fmt: skip
-    assert PredictionLedger(ledger_path(settings)).performance()["count"].n == 1
+    assert PredictionLedger(settings.ledger_path).performance()["count"].n == 1
     assert not list(inbox.glob("*.jsonl"))
     assert list(settings.processed_path.rglob("scanner-a*.jsonl"))
     assert ScanHistoryStore(settings.history_path).count() == 150

@@ -23,12 +23,11 @@ def with_champions(with_history, history_template):
 def _ledger_with_outcomes(settings, n: int, actual: float):
     """n served count predictions of 10 in [8, 12] by the champion, each with outcome ``actual``."""
     from technic_ml.api.ledger import PredictionLedger
-    from technic_ml.jobs import ledger_path
     from technic_ml.predictors.estimators import Prediction
     from technic_ml.predictors.registry import ModelRegistry
 
     champion = ModelRegistry(settings.model_registry_path).aliases("result-count")["champion"]
-    ledger = PredictionLedger(ledger_path(settings))
+    ledger = PredictionLedger(settings.ledger_path)
     try:
         for i in range(n):
             count = Prediction("count", "model", 10.0, 8.0, 12.0, 0.9, version=champion)

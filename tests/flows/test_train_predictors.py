@@ -11,10 +11,10 @@ import pytest
 
 from flows.train_predictors import TrainParams, train_predictors
 from technic_ml.backfill import plan_backfill, run_plan
-from technic_ml.jobs import history_store
 from technic_ml.market_data import open_market_data
 from technic_ml.predictors.registry import ModelRegistry
 from technic_ml.predictors.validation import Gates
+from technic_ml.stores import history_store
 from tests.flows.conftest import artifacts_of, run_id
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
