@@ -11,8 +11,6 @@ a ``technic-ml.model.degraded`` event from ``model-monitor`` runs ``train-predic
 
 from __future__ import annotations
 
-import os
-
 from deployments import prefect_env
 
 prefect_env.set_defaults()  # before Prefect is imported (python -m deployments.serve): it reads them then
@@ -91,7 +89,7 @@ def main() -> None:
     cooldown = TechnicSettings().retrain_cooldown_minutes
     _, how = ensure_retrain_automation(cooldown, train.apply())
     print(f"automation {RETRAIN_AUTOMATION!r}: {how} (cooldown {cooldown} minutes)", flush=True)
-    serve(*served, limit=int(os.environ.get("TECHNIC_SERVE_LIMIT", "4")))
+    serve(*served, limit=TechnicSettings().serve_limit)
 
 
 if __name__ == "__main__":

@@ -963,12 +963,12 @@ def api(
     from technic_ml.api.app import create_app
     from technic_ml.api.service import PredictionService
 
-    api_key = os.environ.get("TECHNIC_API_KEY") or None
+    settings = _settings(market_source=source, market_dir=market_dir)
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
     if host not in LOOPBACK and api_key is None:
         raise TechnicError(
             f"--host: received {host!r}; binding beyond loopback needs an API key: set TECHNIC_API_KEY"
         )
-    settings = _settings(market_source=source, market_dir=market_dir)
     service = PredictionService(settings, reload_seconds=reload_seconds)
     health = service.health()
     err.print(

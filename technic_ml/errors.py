@@ -37,7 +37,3 @@ class SettingsError(TechnicError, ValueError):
 
 class RegistryError(TechnicError):
     """The model registry refused an operation: a missing, tampered or incompatible model version."""
-
-
-class ValidationFailed(TechnicError):
-    """A trained model did not pass its validation gates, so it was not published."""

@@ -41,15 +41,9 @@ chosen sectors into the cap, as a user scanning one sector expects.
 Point-in-time: only panel rows up to the last session completed by ``as_of`` are read (a scan
 during market hours on day *d* sees closes up to *d-1*). Durations are measured wall time.
 
-Version 1.1.0 returns the same results as 1.0.0, bit for bit, but its durations mean something
-else: 1.0.0 spent ~4 ms of every scan on fixed costs (a pandas sort and filter, calendar lookups,
-frame building), so its durations hardly depended on the scan's size. 1.1.0 orders and filters numpy
-arrays, looks the calendar up in arrays and builds the results frame once, at the end (timed in the
-*results* stage); ``bench/bench_scanner.py`` prints where the remaining fixed cost goes.
-:func:`tech_ratings` is the numeric core alone, for callers that need only the ratings.
-Version 1.2.0 (same results again) keeps Python's garbage collector out of the timed region: its
-pauses belong to the garbage of earlier work, grew with the age of a backfill process, and were
-the largest source of noise in measured durations.
+:func:`tech_ratings` is the numeric core alone, for callers that need only the ratings. Records
+carry :data:`SCANNER_VERSION`; versions 1.0.0 to 1.2.0 return the same results bit for bit and
+differ in what their durations measure (bench/README.md, "Scanner versions").
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from technic_ml.errors import SettingsError
@@ -149,6 +149,14 @@ class TechnicSettings(BaseSettings):
         description="A Dask scheduler (tcp://host:8786) for backfill-history's chunks; without it,"
         " the dask runner starts a LocalCluster.",
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The key the prediction API requires in X-API-Key; needed to bind beyond loopback."
+        " Empty = unset.",
+    )
+    serve_limit: int = Field(
+        default=4, ge=1, description="Flow runs the served deployments (make serve) run at once."
+    )
 
     @field_validator(
         "data_root",
@@ -166,9 +174,9 @@ class TechnicSettings(BaseSettings):
     def _expand(cls, v: Path | None) -> Path | None:
         return None if v is None else Path(v).expanduser()
 
-    @field_validator("market_dir", mode="before")
+    @field_validator("market_dir", "api_key", mode="before")
     @classmethod
-    def _empty_dir_is_unset(cls, v):
+    def _empty_is_unset(cls, v):
         return None if isinstance(v, str) and not v.strip() else v
 
     @model_validator(mode="before")

@@ -216,3 +216,16 @@ def test_layers_are_importable_from_a_clone():
 
     for module in (tasks, flows, deployments):
         assert module.__doc__
+
+
+def test_the_module_map_names_every_library_module():
+    import technic_ml
+
+    units = {
+        p.stem if p.is_file() else p.name
+        for p in LIBRARY.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()
+    }
+    assert {"api", "history", "jobs", "stores"} <= units
+    missing = sorted(u for u in units if f"``{u}``" not in technic_ml.__doc__)
+    assert missing == []

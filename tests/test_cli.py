@@ -19,39 +19,39 @@ def invoke(*args, env=None):
     )
 
 
-COMMANDS = [
-    [],
-    ["run"],
-    ["scan"],
-    ["backfill"],
-    ["market"],
-    ["market", "snapshot"],
-    ["market", "show"],
-    ["history"],
-    ["history", "import"],
-    ["history", "export"],
-    ["history", "stats"],
-    ["history", "recent"],
-    ["history", "retention"],
-    ["history", "compact"],
-    ["train"],
-    ["validate"],
-    ["predict"],
-    ["models"],
-    ["models", "list"],
-    ["models", "show"],
-    ["models", "promote"],
-    ["models", "rollback"],
-    ["serve"],
-    ["trigger"],
-]
+def _commands(group=None, path=()):
+    """Every command of the console script, read from the app itself (no hand-kept list)."""
+    import typer.main
+
+    group = group or typer.main.get_command(app)
+    yield path, group
+    if hasattr(group, "commands"):  # typer vendors click: a group is what has sub-commands
+        for name, command in sorted(group.commands.items()):
+            yield from _commands(command, (*path, name))
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "technic-ml")
-def test_help_everywhere(command):
-    result = invoke(*command, "--help")
-    assert result.exit_code == 0
-    assert "Usage" in result.output
+COMMANDS = list(_commands())
+COMMAND_IDS = [" ".join(path) or "technic-ml" for path, _ in COMMANDS]
+
+
+def test_the_command_list_is_complete():
+    names = {" ".join(path) for path, _ in COMMANDS}
+    # The sub-apps and commands the README documents; the list above must have found them.
+    assert {"run", "serve", "trigger", "suggest", "analyze", "presets", "api", "history import"} <= names
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=COMMAND_IDS)
+def test_help_everywhere(path, command):
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0, result.output
+    help_text = " ".join(result.output.split())
+    assert f"Usage: technic-ml {' '.join(path)}".rstrip() in help_text
+    # The command's own summary and every option it takes are on its help page.
+    summary = " ".join((command.help or "").split("\n\n")[0].split())
+    assert summary and summary[:40] in help_text, f"{path}: summary {summary!r} not in its help"
+    for param in command.params:
+        for opt in [o for o in param.opts if o.startswith("--")][:1]:
+            assert opt in help_text, f"{path}: option {opt} missing from its help"
 
 
 def test_parquet_source_without_directory_is_a_clear_error():

@@ -1106,6 +1106,31 @@ def test_a_scan_needing_history_before_the_panel_start_is_not_silently_truncated
 # -- 7. the optimized scan against straightforward references ----------------------------------------
 
 
+def reference_volume_confirmation(close: np.ndarray, volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(up_volume_share, volume_confirmation) per symbol, one session at a time as the scanner's
+    docstring states it: the share of the window's volume traded on sessions that closed higher
+    than the one before (no volume at all: 0), then clip((u - 0.3) / 0.4, 0, 1).
+
+    ``close`` holds one more session than ``volume`` (the change into the first one).
+    """
+    shares, confirmations = [], []
+    for j in range(close.shape[1]):
+        up_volume = total = 0.0
+        for t in range(volume.shape[0]):
+            traded = float(volume[t, j])
+            total += traded
+            if close[t + 1, j] > close[t, j]:
+                up_volume += traded
+        if total > 0:
+            share = up_volume / total
+            shares.append(share)
+            confirmations.append(min(max((share - 0.3) / 0.4, 0.0), 1.0))
+        else:
+            shares.append(0.0)
+            confirmations.append(0.0)
+    return np.array(shares, dtype=np.float64), np.array(confirmations, dtype=np.float64)
+
+
 def reference_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) -> pd.DataFrame:
     """The documented formula written plainly with numpy's nan-functions, as scanner 1.0.0 computed it.
 
@@ -1141,13 +1166,9 @@ def reference_ratings(panel: Panel, idx: np.ndarray, end: int, lookback: int) ->
         sharpe = np.where(steady, 0.0, mu / np.where(steady, 1, sd) * np.sqrt(252))
         risk_adjusted = np.clip((np.nan_to_num(sharpe) + 1) / 3, 0, 1)
         n_vol = min(20, rows - 1)
-        up = np.diff(close[-(n_vol + 1) :], axis=0) > 0
-        vol = panel.volume[end - n_vol + 1 : end + 1, idx].astype(np.float64)
-        vol_total = vol.sum(axis=0)
-        up_share = np.where(
-            vol_total > 0, (vol * up).sum(axis=0) / np.where(vol_total > 0, vol_total, 1), 0.0
+        up_share, volume_conf = reference_volume_confirmation(
+            close[-(n_vol + 1) :], panel.volume[end - n_vol + 1 : end + 1, idx]
         )
-        volume_conf = np.where(vol_total > 0, np.clip((up_share - 0.3) / 0.4, 0, 1), 0.0)
         components = (trend, momentum, relative_strength, risk_adjusted, volume_conf)
         rating = 100 * (
             0.25 * components[0] + 0.20 * components[1] + 0.20 * components[2] + 0.20 * components[3]

@@ -99,3 +99,51 @@ def test_a_shared_root_that_is_not_a_url_is_refused_naming_it(monkeypatch):
     expected = r"shared_root: received '/just/a/path'; expected an object-storage URL"
     with pytest.raises(ValueError, match=expected):
         TechnicSettings()
+
+
+def test_the_api_key_is_a_secret_and_empty_means_unset(monkeypatch):
+    monkeypatch.setenv("TECHNIC_API_KEY", "s3cret")
+    settings = TechnicSettings()
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    monkeypatch.setenv("TECHNIC_API_KEY", "")
+    assert TechnicSettings().api_key is None
+
+
+def test_the_serve_limit_is_a_positive_count(monkeypatch):
+    assert TechnicSettings().serve_limit == 4
+    monkeypatch.setenv("TECHNIC_SERVE_LIMIT", "2")
+    assert TechnicSettings().serve_limit == 2
+    monkeypatch.setenv("TECHNIC_SERVE_LIMIT", "0")
+    with pytest.raises(ValueError, match="serve_limit"):
+        TechnicSettings()
+
+
+def test_no_library_layer_reads_technic_variables_outside_the_settings_class():
+    # Every TECHNIC_* setting is a field of TechnicSettings (one place for names, defaults and
+    # validation); a stray os.environ["TECHNIC_..."] read is a second, unvalidated path.
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    # Reads only: the CLI and the replay harness set variables for the flows they start.
+    reads = re.compile(
+        r"""(?:environ\.get|getenv)\(\s*["']TECHNIC_|environ\[["']TECHNIC_\w*["']\](?!\s*=[^=])"""
+    )
+    offenders = [
+        f"{path.relative_to(repo)}:{number}"
+        for folder in ("technic_ml", "tasks", "flows", "deployments")
+        for path in sorted((repo / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if reads.search(line)
+    ]
+    assert offenders == []
+
+
+def test_every_setting_is_in_the_readme_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `TECHNIC_"))
+    missing = [name for name in TechnicSettings.model_fields if f"`TECHNIC_{name.upper()}" not in table]
+    assert missing == []

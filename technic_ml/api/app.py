@@ -136,10 +136,6 @@ def _invalid_response(errors) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def _json(payload: dict, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
 def _field(loc) -> str:
     parts = [str(p) for p in loc if p not in ("body",)]
     return ".".join(parts) or "body"

@@ -17,13 +17,12 @@ categorical split is refused rather than evaluated wrongly.
 
 Serving walks a packed copy of the same trees (:attr:`FlatEnsemble.packed`): one 16-byte record
 per node (threshold or leaf value, feature with the missing-value side, right child), numbered
-depth first so the left child is the next record. A visited node is one cache line instead of
-four arrays, and a path that goes left reads memory in order. A prediction's five ensembles
-(count, its interval scale, P(empty), duration, its scale: about 36,000 nodes) are walked by one
-compiled call (:class:`FusedEnsembles`): in an API server the CPU caches are cold between
-predictions, and one dispatch over compact records beat five over the flat arrays there (a
-breadth-first numbering was slower than both). Tests check the packed walk gives the flat walk's
-numbers bit for bit; bench/bench_api.py measures the whole request.
+depth first so the left child is the next record: a visited node is one cache line, and a path
+that goes left reads memory in order. A prediction's ensembles (count, its interval scale,
+P(empty), duration, its scale) are walked by one compiled call (:class:`FusedEnsembles`), since
+the CPU caches of an API server are cold between predictions (bench/README.md, "Prediction API",
+has the measurements behind both choices). Tests check the packed walk against a plain reference
+walk bit for bit.
 """
 
 from __future__ import annotations
@@ -40,24 +39,6 @@ LINKS = ("identity", "exp", "logistic")
 # value: the split threshold, or the leaf value at a leaf; code: 2 * feature + (missing values go
 # left), -1 at a leaf; right: the right child's index (the left child is the next node).
 NODE = np.dtype([("value", np.float64), ("code", np.int32), ("right", np.int32)])
-
-
-@numba.njit(cache=True, nogil=True)
-def _walk(x, feature, threshold, children, missing_left, value, roots):  # pragma: no cover - compiled
-    total = 0.0
-    for r in range(roots.shape[0]):
-        node = roots[r]
-        while True:
-            f = feature[node]
-            if f < 0:
-                break
-            v = x[f]
-            if v <= threshold[node] or (v != v and missing_left[node]):
-                node = children[2 * node]
-            else:
-                node = children[2 * node + 1]
-        total += value[node]
-    return total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -133,14 +114,6 @@ class FlatEnsemble:
         """Raw score of one contiguous float64 row."""
         nodes, roots = self.packed
         return self.baseline + _walk_packed(x, nodes, roots, 0, roots.shape[0], self.float32_inputs)
-
-    def raw_row_flat(self, x: np.ndarray) -> float:
-        """:meth:`raw_row` through the flat arrays (the reference the packed walk is tested against)."""
-        if self.float32_inputs:
-            x = x.astype(np.float32).astype(np.float64)
-        return self.baseline + _walk(
-            x, self.feature, self.threshold, self.children, self.missing_left, self.value, self.roots
-        )
 
     def predict_row(self, x: np.ndarray) -> float:
         return self.link_one(
