@@ -25,7 +25,7 @@ from technic_ml import stores
 from technic_ml.monitor.report import gate_failed_event
 from technic_ml.predictors.features import TARGETS
 from technic_ml.predictors.registry import MODEL_NAMES
-from technic_ml.predictors.training import FoldPlan, PublishOutcome, TrainingRun
+from technic_ml.predictors.training import FoldPlan, TrainingRun, unchanged_outcome
 from technic_ml.predictors.validation import DEFAULT_CANDIDATES, Gates
 from technic_ml.settings import TechnicSettings
 
@@ -68,9 +68,9 @@ def train_predictors(params: TrainParams | None = None) -> dict | State:
     if params.collect:
         collect_history()
     data, note = predictors.training_data(settings)
-    held = predictors.champions(registry)  # what validation compares against
-    current = predictors.current_champions(registry, data)
-    todo = [t for t in params.targets if t not in current]
+    # The same plan and steps as technic_ml.predictors.training.train_predictors (technic-ml train).
+    plan = predictors.plan_training(registry, data, tuple(params.targets))
+    todo, held = plan.todo, plan.held
     reports = {
         t: predictors.validate_predictor.submit(
             data, t, params.gates, params.coverage, folds, registry, candidates
@@ -84,9 +84,9 @@ def train_predictors(params: TrainParams | None = None) -> dict | State:
     for t in todo:
         artifacts.validation_artifacts(trained[t], data, params.gates)
     outcomes = {t: predictors.publish_predictor(registry, trained[t], held[t]) for t in todo}
-    for t, version in current.items():
-        outcomes[t] = PublishOutcome(t, False, version, "champion", "unchanged: trained on this history")
-    artifacts.decision_artifact(TrainingRun(data, params.gates, trained, note), outcomes)
+    outcomes |= {t: unchanged_outcome(t, version) for t, version in plan.unchanged.items()}
+    run = TrainingRun(data, params.gates, trained, note, held=held, unchanged=plan.unchanged)
+    artifacts.decision_artifact(run, outcomes)
     artifacts.registry_artifacts(registry)
 
     failed = [o for o in outcomes.values() if not o.serving]

@@ -51,10 +51,5 @@ def publish_predictor(
 
 
 @task
-def current_champions(registry: ModelRegistry, data: Dataset) -> dict[str, str]:
-    return training.current_champions(registry, data)
-
-
-@task
-def champions(registry: ModelRegistry) -> dict[str, str | None]:
-    return training.champions(registry)
+def plan_training(registry: ModelRegistry, data: Dataset, targets: tuple[str, ...]) -> training.TrainingPlan:
+    return training.plan_training(registry, data, targets)

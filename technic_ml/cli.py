@@ -535,9 +535,10 @@ def _registry():
     return stores.model_registry(_settings())
 
 
-def _training(source, market_dir, coverage, folds, test_start, test_end):
+def _training_data(source, market_dir, folds, test_start, test_end):
+    """(dataset, note, fold plan) for train and validate, with what was left out printed."""
     from technic_ml.market_data import open_market_data
-    from technic_ml.predictors.training import FoldPlan, load_training_data, train_predictors
+    from technic_ml.predictors.training import FoldPlan, load_training_data
 
     test_period = _parse_time(test_start, "--test-start"), _parse_time(test_end, "--test-end")
     settings = _settings(market_source=source, market_dir=market_dir)
@@ -554,15 +555,7 @@ def _training(source, market_dir, coverage, folds, test_start, test_end):
         out.print(f"  left out: {n} x {reason}", markup=False, highlight=False, soft_wrap=True)
     for reason, n in data.no_duration["reason"].value_counts().items() if len(data.no_duration) else []:
         out.print(f"  count only, no duration: {n} x {reason}", markup=False, highlight=False, soft_wrap=True)
-    plan = FoldPlan(n_folds=folds, test_start=test_period[0], test_end=test_period[1])
-    with err.status("validating candidates on rolling-origin folds..."):
-        run = train_predictors(data, coverage=coverage, folds=plan, registry=_registry(), data_note=note)
-    from technic_ml.predictors.validation import markdown
-
-    for trained in run.targets.values():
-        out.print(markdown(trained.report, run.gates), markup=False, highlight=False, soft_wrap=True)
-        out.print()
-    return run
+    return data, note, FoldPlan(n_folds=folds, test_start=test_period[0], test_end=test_period[1])
 
 
 _COVERAGE = Annotated[float, typer.Option(help="Stated interval coverage (0-1).")]
@@ -589,10 +582,18 @@ def train(
 
     Exit code 0 when both predictors were published, 3 when one or both were not (reasons printed).
     """
-    from technic_ml.predictors.training import publish_predictors
+    from technic_ml.predictors.training import publish_predictors, train_predictors
+    from technic_ml.predictors.validation import markdown
 
-    run = _training(source, market_dir, coverage, folds, test_start, test_end)
-    outcomes = publish_predictors(_registry(), run)
+    data, note, plan = _training_data(source, market_dir, folds, test_start, test_end)
+    registry = _registry()
+    # The same plan and steps as the train-predictors flow (technic_ml.predictors.training).
+    with err.status("validating candidates on rolling-origin folds..."):
+        run = train_predictors(data, coverage=coverage, folds=plan, registry=registry, data_note=note)
+    for trained in run.targets.values():
+        out.print(markdown(trained.report, run.gates), markup=False, highlight=False, soft_wrap=True)
+        out.print()
+    outcomes = publish_predictors(registry, run)
     for outcome in outcomes.values():
         if outcome.serving:
             out.print(
@@ -624,7 +625,19 @@ def validate(
     market_dir: _MARKET_DIR = None,
 ) -> None:
     """The validation report of every candidate, baseline and the champion; publishes nothing."""
-    _training(source, market_dir, coverage, folds, test_start, test_end)
+    from technic_ml.predictors.features import TARGETS
+    from technic_ml.predictors.training import validate_predictor
+    from technic_ml.predictors.validation import Gates, markdown
+
+    data, _note, plan = _training_data(source, market_dir, folds, test_start, test_end)
+    registry = _registry()
+    with err.status("validating candidates on rolling-origin folds..."):
+        reports = [
+            validate_predictor(data, t, coverage=coverage, folds=plan, registry=registry) for t in TARGETS
+        ]
+    for report in reports:
+        out.print(markdown(report, Gates()), markup=False, highlight=False, soft_wrap=True)
+        out.print()
 
 
 @models_app.command("list")

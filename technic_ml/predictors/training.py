@@ -2,11 +2,18 @@
 
 1. :func:`load_training_data`: the scan history joined with point-in-time features. Enriched
    features need market data covering the scans; history outside it is dropped with the reason.
-2. :func:`train_predictors`: a rolling-origin validation of every candidate per target
-   (:mod:`.validation`), then the chosen candidate refitted on all rows.
-3. :func:`publish_predictors`: only models that passed their gates are written to the registry;
-   one that is no worse than the champion on the same folds becomes champion, otherwise challenger.
-   A target with too few records, or whose gates fail, publishes nothing and says why.
+2. :func:`plan_training`: which targets to train (a target whose champion was trained on exactly
+   this data is kept as is) and which champion each is validated against.
+3. :func:`validate_predictor` and :func:`train_predictor` per target: a rolling-origin validation of
+   every candidate (:mod:`.validation`), then the chosen candidate refitted on all rows.
+4. :func:`publish_predictor` per target: only a model that passed its gates is written to the
+   registry; one no worse than the champion on the same folds becomes champion, otherwise
+   challenger, and challenger too when the champion changed while it was validated. A target with
+   too few records, or whose gates fail, publishes nothing and says why.
+
+This is the one training path: :func:`train_predictors` then :func:`publish_predictors` run these
+steps in this process (``technic-ml train``), and the ``train-predictors`` flow runs the same steps
+as tasks (flows/train_predictors.py), with the same plan.
 """
 
 from __future__ import annotations
@@ -99,8 +106,35 @@ class TrainedTarget:
 class TrainingRun:
     dataset: Dataset
     gates: Gates
-    targets: dict[str, TrainedTarget]
+    targets: dict[str, TrainedTarget]  # the targets trained (not the unchanged ones)
     data_note: str = ""
+    # The champion each target was validated against (None: none; a target missing here was
+    # validated without a registry), and the targets kept because their champion was trained on
+    # exactly this data (target -> version).
+    held: dict[str, str | None] = field(default_factory=dict)
+    unchanged: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a training run does, decided before any fitting (see :func:`plan_training`)."""
+
+    held: dict[str, str | None]  # target -> the champion validation compares against
+    unchanged: dict[str, str]  # target -> its champion, trained on exactly this data: kept
+    todo: list[str]  # the targets to validate, train and publish
+
+
+def plan_training(registry: ModelRegistry | None, data: Dataset, targets=TARGETS) -> TrainingPlan:
+    """Which of ``targets`` to train and against which champions; without a registry, all of them."""
+    if registry is None:
+        return TrainingPlan({}, {}, list(targets))
+    held = champions(registry)
+    current = current_champions(registry, data)
+    return TrainingPlan(
+        held={t: held[t] for t in targets},
+        unchanged={t: v for t, v in current.items() if t in targets},
+        todo=[t for t in targets if t not in current],
+    )
 
 
 def champion_candidate(registry: ModelRegistry | None, target: str) -> Candidate | None:
@@ -190,10 +224,12 @@ def train_predictors(
     data_note: str = "",
     targets: tuple[str, ...] = TARGETS,
 ) -> TrainingRun:
-    """Validate then train each target in this process (the CLI's path; the flow calls the steps)."""
+    """Plan, then validate and train each target to train, in this process (``technic-ml train``;
+    the flow runs the same steps as tasks). Publish the result with :func:`publish_predictors`."""
     gates = gates or Gates()
+    plan = plan_training(registry, data, targets)
     out: dict[str, TrainedTarget] = {}
-    for target in targets:
+    for target in plan.todo:
         report = validate_predictor(
             data,
             target,
@@ -204,7 +240,7 @@ def train_predictors(
             registry=registry,
         )
         out[target] = train_predictor(data, report, candidates=candidates, gates=gates, data_note=data_note)
-    return TrainingRun(data, gates, out, data_note)
+    return TrainingRun(data, gates, out, data_note, held=plan.held, unchanged=plan.unchanged)
 
 
 def _manifest(data: Dataset, trained: TrainedTarget, gates: Gates, data_note: str) -> dict[str, Any]:
@@ -289,7 +325,7 @@ class PublishOutcome:
 
 
 def publish_predictor(
-    registry: ModelRegistry, trained: TrainedTarget, expected_champion: str | object | None = ...
+    registry: ModelRegistry, trained: TrainedTarget, expected_champion: str | None
 ) -> PublishOutcome:
     """Publish one target if it passed validation; never touch an alias for one that did not.
 
@@ -301,7 +337,9 @@ def publish_predictor(
         return _publish_locked(registry, trained, expected_champion)
 
 
-def _publish_locked(registry: ModelRegistry, trained: TrainedTarget, expected_champion) -> PublishOutcome:
+def _publish_locked(
+    registry: ModelRegistry, trained: TrainedTarget, expected_champion: str | None
+) -> PublishOutcome:
     target, report = trained.target, trained.report
     model = MODEL_NAMES[target]
     if report.too_few:
@@ -320,7 +358,7 @@ def _publish_locked(registry: ModelRegistry, trained: TrainedTarget, expected_ch
                 target, False, champion, "champion", "unchanged: the champion was trained on the same data"
             )
     version = registry.publish(model, trained.predictor, trained.manifest).version
-    if expected_champion is not ... and champion != expected_champion:
+    if champion != expected_champion:
         why = (
             f"the champion changed from {expected_champion} to {champion} while this run validated;"
             " not compared with it, so challenger (re-run to compare)"
@@ -334,6 +372,20 @@ def _publish_locked(registry: ModelRegistry, trained: TrainedTarget, expected_ch
     return PublishOutcome(target, True, version, "champion", "passed its gates")
 
 
+def unchanged_outcome(target: str, version: str) -> PublishOutcome:
+    """The outcome of a target not trained because its champion was trained on this very data."""
+    return PublishOutcome(target, False, version, "champion", "unchanged: trained on this history")
+
+
 def publish_predictors(registry: ModelRegistry, run: TrainingRun) -> dict[str, PublishOutcome]:
-    """Publish what passed validation; never touch an alias for what did not."""
-    return {target: publish_predictor(registry, trained) for target, trained in run.targets.items()}
+    """Publish what passed validation; never touch an alias for what did not.
+
+    Each model is compared with the champion it was validated against (``run.held``; none when the
+    run had no registry): if the registry's champion is another one now, the model was never
+    compared with it and becomes challenger, not champion.
+    """
+    outcomes = {
+        target: publish_predictor(registry, trained, run.held.get(target))
+        for target, trained in run.targets.items()
+    }
+    return outcomes | {t: unchanged_outcome(t, v) for t, v in run.unchanged.items()}

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from technic_ml.contracts import ScanConfig
@@ -13,6 +14,7 @@ from technic_ml.predictors.serving import Predictors, open_predictors
 from technic_ml.predictors.training import (
     FoldPlan,
     load_training_data,
+    plan_training,
     publish_predictor,
     publish_predictors,
     train_predictors,
@@ -36,6 +38,13 @@ def first_run(sample_data):
     return train_predictors(
         data, candidates=FAST, gates=LOOSE_DURATION, folds=FoldPlan(n_folds=3), data_note=note
     )
+
+
+def other_data(sample_data):
+    """The sample history less its last scan: data the first run's champions were not trained on
+    (on the very same data a run keeps the champion and trains nothing)."""
+    data, _ = sample_data
+    return data.subset(np.arange(len(data) - 1))
 
 
 def test_enriched_features_come_from_the_sample_market(sample_data, sample_history):
@@ -81,7 +90,7 @@ def test_failed_gates_publish_nothing_and_leave_the_champion(first_run, sample_d
     publish_predictors(registry, first_run)
     before = {m: registry.aliases(m) for m in ("result-count", "duration")}
     versions = {m: len(registry.versions(m)) for m in ("result-count", "duration")}
-    data, _ = sample_data
+    data = other_data(sample_data)
     strict = dataclasses.replace(LOOSE_DURATION, count_mae_max=0.01, duration_mae_max=1e-9)
     run = train_predictors(data, candidates=FAST, gates=strict, folds=FoldPlan(n_folds=3), registry=registry)
     outcomes = publish_predictors(registry, run)
@@ -94,7 +103,7 @@ def test_failed_gates_publish_nothing_and_leave_the_champion(first_run, sample_d
 def test_a_model_worse_than_the_champion_becomes_challenger(first_run, sample_data, tmp_path):
     registry = ModelRegistry(tmp_path)
     champion = publish_predictors(registry, first_run)["count"].version
-    data, _ = sample_data
+    data = other_data(sample_data)
     loose = dataclasses.replace(LOOSE_DURATION, count_mae_max=1e9, count_r2_min=-1e9)
     run = train_predictors(
         data, candidates=(Candidate("rf", "seed"),), gates=loose, folds=FoldPlan(n_folds=3), registry=registry
@@ -152,3 +161,45 @@ def test_a_champion_changed_by_another_run_meanwhile_makes_this_one_challenger(f
     assert late.published and late.alias == "challenger"
     assert "changed" in late.reason and other.version in late.reason
     assert registry.aliases("result-count")["champion"] == other.version
+
+
+def test_one_training_path_keeps_a_champion_trained_on_this_data_and_trains_the_rest(
+    first_run, sample_data, tmp_path
+):
+    # technic-ml train runs train_predictors + publish_predictors; the flow runs the same plan
+    # (plan_training) and steps as tasks (tests/flows/test_train_predictors.py checks its side).
+    registry = ModelRegistry(tmp_path)
+    published = publish_predictors(registry, first_run)
+    assert published["count"].alias == "champion"
+    data, note = sample_data
+    plan = plan_training(registry, data)
+    # The count champion was fitted on exactly this data; duration too if it passed its gates.
+    assert plan.unchanged["count"] == published["count"].version
+    assert set(plan.todo) == {t for t in ("count", "duration") if t not in plan.unchanged}
+    assert plan.held == {"count": published["count"].version, "duration": published["duration"].version}
+    folds = FoldPlan(n_folds=3)
+    again = train_predictors(
+        data, candidates=FAST, gates=LOOSE_DURATION, folds=folds, registry=registry, data_note=note
+    )
+    assert "count" not in again.targets and again.unchanged["count"] == published["count"].version
+    outcomes = publish_predictors(registry, again)
+    assert outcomes["count"].alias == "champion" and not outcomes["count"].published
+    assert outcomes["count"].reason == "unchanged: trained on this history"
+    assert registry.aliases("result-count")["champion"] == published["count"].version
+
+
+def test_a_run_validated_without_a_registry_does_not_replace_a_champion_it_never_met(
+    first_run, sample_data, tmp_path
+):
+    registry = ModelRegistry(tmp_path)
+    champion = publish_predictors(registry, first_run)["count"].version
+    data, note = sample_data
+    other = train_predictors(
+        data, candidates=(Candidate("rf", "seed"),), gates=dataclasses.replace(
+            LOOSE_DURATION, count_mae_max=1e9, count_r2_min=-1e9
+        ), folds=FoldPlan(n_folds=3), targets=("count",), data_note=note
+    )  # fmt: skip
+    assert other.held == {}  # no registry: compared with no champion
+    outcome = publish_predictors(registry, other)["count"]
+    assert outcome.published and outcome.alias == "challenger" and "not compared" in outcome.reason
+    assert registry.aliases("result-count")["champion"] == champion
