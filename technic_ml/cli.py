@@ -28,10 +28,12 @@ import contextlib
 import datetime as dt
 import functools
 import gc
+import inspect
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -51,6 +53,7 @@ from typer._click import exceptions as click_exceptions  # typer 0.29 vendors cl
 from typer.core import TyperGroup
 
 from technic_ml import stores
+from technic_ml.contracts import ScanConfig
 from technic_ml.errors import TechnicError
 from technic_ml.settings import MarketDirConflict, TechnicSettings
 
@@ -318,7 +321,7 @@ def market_show(
 
 
 # --------------------------------------------------------------------------------- scan/backfill
-# The scan configuration options, shared by `scan` and `predict`.
+# The scan configuration options, shared by `scan`, `predict` and `analyze` (see _scan_config).
 _MAX_SYMBOLS = Annotated[int, typer.Option(help="Scan at most this many of the most liquid symbols.")]
 _MIN_TECH_RATING = Annotated[float, typer.Option(help="Keep symbols rated at least this (0-100).")]
 _MIN_DOLLAR_VOL = Annotated[float, typer.Option(help="Minimum 20-day average dollar volume (USD).")]
@@ -327,7 +330,48 @@ _INDUSTRY = Annotated[list[str] | None, typer.Option(help="Industry to scan (rep
 _LOOKBACK_DAYS = Annotated[int, typer.Option(help="Trading days the indicators look at (20-500).")]
 
 
-def _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days):
+_CONFIG_OPTIONS = (
+    ("max_symbols", _MAX_SYMBOLS, 100),
+    ("min_tech_rating", _MIN_TECH_RATING, 50.0),
+    ("min_dollar_vol", _MIN_DOLLAR_VOL, 0.0),
+    ("sector", _SECTOR, None),
+    ("industry", _INDUSTRY, None),
+    ("lookback_days", _LOOKBACK_DAYS, 120),
+)
+
+
+def _option_group(name: str, options: tuple, build):
+    """A decorator giving a command the ``options`` ((name, annotated type, default), ...), one
+    definition for every command that takes them; the command receives ``build(**values)`` as its
+    parameter ``name`` instead (a validated object, not six loose values)."""
+
+    def decorate(command):
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != name]
+        group = [
+            inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for option, annotation, default in options
+        ]
+        # Required options first (typer orders the help by the signature), then the group, then the rest.
+        required = [p for p in own if p.default is inspect.Parameter.empty]
+        rest = [p for p in own if p.default is not inspect.Parameter.empty]
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in (*required, *group, *rest)]
+
+        @functools.wraps(command)
+        def with_group(**kwargs):
+            values = {option: kwargs.pop(option) for option, _, _ in options}
+            return command(**{name: build(**values)}, **kwargs)
+
+        with_group.__signature__ = inspect.Signature(parameters)
+        with_group.__annotations__ = {p.name: p.annotation for p in parameters}
+        del with_group.__wrapped__  # typer must read the signature above, not the command's own
+        return with_group
+
+    return decorate
+
+
+def _build_config(
+    max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days
+) -> ScanConfig:
     from technic_ml.contracts import parse_config
 
     return parse_config(
@@ -342,18 +386,17 @@ def _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, look
     )
 
 
+_scan_config = _option_group("config", _CONFIG_OPTIONS, _build_config)
+
+
 @app.command()
 @_handled
+@_scan_config
 def scan(
+    config: ScanConfig,
     as_of: Annotated[
         str, typer.Option(help="Scan moment (ISO; a date = after its close; naive = New York).")
     ],
-    max_symbols: _MAX_SYMBOLS = 100,
-    min_tech_rating: _MIN_TECH_RATING = 50.0,
-    min_dollar_vol: _MIN_DOLLAR_VOL = 0.0,
-    sector: _SECTOR = None,
-    industry: _INDUSTRY = None,
-    lookback_days: _LOOKBACK_DAYS = 120,
     source: Annotated[str | None, typer.Option(help="sample | parquet | yfinance.")] = None,
     market_dir: Annotated[
         Path | None, typer.Option(help="Market-data directory for --source parquet.")
@@ -367,7 +410,6 @@ def scan(
 
     moment = _parse_time(as_of)
     settings = _settings(market_source=source, market_dir=market_dir)
-    config = _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days)
     market = open_market_data(settings)
     result = run_scan(config, market, moment)
     if market.is_sample:
@@ -535,6 +577,21 @@ def _registry():
     return stores.model_registry(_settings())
 
 
+@dataclass(frozen=True)
+class _Training:
+    """What train and validate work on: the data, its note, the fold plan and the stated coverage."""
+
+    data: Any
+    note: str
+    plan: Any
+    coverage: float
+
+
+def _build_training(coverage, folds, test_start, test_end, source, market_dir) -> _Training:
+    data, note, plan = _training_data(source, market_dir, folds, test_start, test_end)
+    return _Training(data, note, plan, coverage)
+
+
 def _training_data(source, market_dir, folds, test_start, test_end):
     """(dataset, note, fold plan) for train and validate, with what was left out printed."""
     from technic_ml.market_data import open_market_data
@@ -566,18 +623,24 @@ _TEST_START = Annotated[
 _TEST_END = Annotated[str | None, typer.Option(help="End of the test period (default: the last scan).")]
 _SOURCE = Annotated[str | None, typer.Option(help="sample | parquet | yfinance.")]
 _MARKET_DIR = Annotated[Path | None, typer.Option(help="Market-data directory for --source parquet.")]
+_training_options = _option_group(
+    "training",
+    (
+        ("coverage", _COVERAGE, 0.9),
+        ("folds", _FOLDS, 3),
+        ("test_start", _TEST_START, None),
+        ("test_end", _TEST_END, None),
+        ("source", _SOURCE, None),
+        ("market_dir", _MARKET_DIR, None),
+    ),
+    _build_training,
+)
 
 
 @app.command()
 @_handled
-def train(
-    coverage: _COVERAGE = 0.9,
-    folds: _FOLDS = 3,
-    test_start: _TEST_START = None,
-    test_end: _TEST_END = None,
-    source: _SOURCE = None,
-    market_dir: _MARKET_DIR = None,
-) -> None:
+@_training_options
+def train(training: _Training) -> None:
     """Validate every candidate on the scan history, refit the winner, publish what passed its gates.
 
     Exit code 0 when both predictors were published, 3 when one or both were not (reasons printed).
@@ -585,11 +648,16 @@ def train(
     from technic_ml.predictors.training import publish_predictors, train_predictors
     from technic_ml.predictors.validation import markdown
 
-    data, note, plan = _training_data(source, market_dir, folds, test_start, test_end)
     registry = _registry()
     # The same plan and steps as the train-predictors flow (technic_ml.predictors.training).
     with err.status("validating candidates on rolling-origin folds..."):
-        run = train_predictors(data, coverage=coverage, folds=plan, registry=registry, data_note=note)
+        run = train_predictors(
+            training.data,
+            coverage=training.coverage,
+            folds=training.plan,
+            registry=registry,
+            data_note=training.note,
+        )
     for trained in run.targets.values():
         out.print(markdown(trained.report, run.gates), markup=False, highlight=False, soft_wrap=True)
         out.print()
@@ -616,24 +684,20 @@ def train(
 
 @app.command()
 @_handled
-def validate(
-    coverage: _COVERAGE = 0.9,
-    folds: _FOLDS = 3,
-    test_start: _TEST_START = None,
-    test_end: _TEST_END = None,
-    source: _SOURCE = None,
-    market_dir: _MARKET_DIR = None,
-) -> None:
+@_training_options
+def validate(training: _Training) -> None:
     """The validation report of every candidate, baseline and the champion; publishes nothing."""
     from technic_ml.predictors.features import TARGETS
     from technic_ml.predictors.training import validate_predictor
     from technic_ml.predictors.validation import Gates, markdown
 
-    data, _note, plan = _training_data(source, market_dir, folds, test_start, test_end)
     registry = _registry()
     with err.status("validating candidates on rolling-origin folds..."):
         reports = [
-            validate_predictor(data, t, coverage=coverage, folds=plan, registry=registry) for t in TARGETS
+            validate_predictor(
+                training.data, t, coverage=training.coverage, folds=training.plan, registry=registry
+            )
+            for t in TARGETS
         ]
     for report in reports:
         out.print(markdown(report, Gates()), markup=False, highlight=False, soft_wrap=True)
@@ -714,13 +778,9 @@ def models_rollback(
 
 @app.command()
 @_handled
+@_scan_config
 def predict(
-    max_symbols: _MAX_SYMBOLS = 100,
-    min_tech_rating: _MIN_TECH_RATING = 50.0,
-    min_dollar_vol: _MIN_DOLLAR_VOL = 0.0,
-    sector: _SECTOR = None,
-    industry: _INDUSTRY = None,
-    lookback_days: _LOOKBACK_DAYS = 120,
+    config: ScanConfig,
     as_of: Annotated[
         str | None,
         typer.Option(help="Moment of the scan (default: now, or the end of a historical dataset)."),
@@ -746,7 +806,6 @@ def predict(
         check_source(duration_source)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--duration-source") from None
-    config = _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days)
     predictors, conditions, when = _champions_at(as_of, source, market_dir)
     result = predictors.predict(config, conditions, duration_source)
     if json_output:
@@ -868,13 +927,9 @@ def suggest(
 
 @app.command()
 @_handled
+@_scan_config
 def analyze(
-    max_symbols: _MAX_SYMBOLS = 100,
-    min_tech_rating: _MIN_TECH_RATING = 50.0,
-    min_dollar_vol: _MIN_DOLLAR_VOL = 0.0,
-    sector: _SECTOR = None,
-    industry: _INDUSTRY = None,
-    lookback_days: _LOOKBACK_DAYS = 120,
+    config: ScanConfig,
     as_of: _AS_OF = None,
     source: _SOURCE = None,
     market_dir: _MARKET_DIR = None,
@@ -885,7 +940,6 @@ def analyze(
 
     from technic_ml.optimizer import analyze as analyze_config
 
-    config = _config(max_symbols, min_tech_rating, min_dollar_vol, sector, industry, lookback_days)
     predictors, conditions, when = _champions_at(as_of, source, market_dir)
     analysis = analyze_config(predictors, config, conditions)
     if json_output:

@@ -272,6 +272,18 @@ class MarketConditions(_Open):
         return dict(self.__pydantic_extra__ or {})
 
 
+MARKET_SIGNALS: tuple[str, ...] = (
+    "spy_trend",
+    "spy_volatility",
+    "spy_momentum",
+    "spy_return_5d",
+    "spy_return_20d",
+    "vix_level",
+)
+"""The fields of :class:`MarketConditions` computed from the market (the others say when and from
+what), in one order for the store's columns and the monitor's drift checks."""
+
+
 class Provenance(_Strict):
     source: RecordSource = Field(
         description="Where the record came from: the scanner's own log or a backfill."

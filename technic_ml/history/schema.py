@@ -40,7 +40,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from technic_ml.contracts import ScanConfig, ScanRecord
+from technic_ml.contracts import MARKET_SIGNALS, ScanConfig, ScanRecord
 from technic_ml.errors import ContractError, StoreError
 
 SCHEMA_VERSION = 1
@@ -130,12 +130,7 @@ _performance_values = operator.itemgetter(
     "total_seconds", "symbols_scanned", "symbols_per_second", "symbols_returned"
 )
 _market_values = operator.itemgetter(
-    "spy_trend",
-    "spy_volatility",
-    "spy_momentum",
-    "spy_return_5d",
-    "spy_return_20d",
-    "vix_level",
+    *MARKET_SIGNALS,
     "time_of_day",
     "day_of_week",
     "is_market_hours",

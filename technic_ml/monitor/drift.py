@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from technic_ml.contracts import MARKET_SIGNALS
+
 PSI_MODERATE = 0.1
 PSI_MAJOR = 0.25
 #: Share given to a bin that is empty on one side. Without it a bin empty in the reference and not in
@@ -68,14 +70,7 @@ DEFAULT_INPUTS: dict[str, str] = {
 #: whatever happens (a replay of 2018 read PSI 2-3 on ``spy_trend`` in quiet weeks), so these are
 #: judged on support instead (:func:`outside_support`): are recent scans in conditions the
 #: training window covered?
-MARKET_INPUTS = (
-    "spy_trend",
-    "spy_volatility",
-    "spy_momentum",
-    "spy_return_5d",
-    "spy_return_20d",
-    "vix_level",
-)
+MARKET_INPUTS = MARKET_SIGNALS
 #: Support of a numeric input: the training window's central 99 % (a single extreme day in three
 #: years does not widen it).
 SUPPORT_TAIL = 0.005

@@ -170,19 +170,17 @@ class Optimizer:
             flags.append("duration not modelled: the seed heuristic, uncalibrated")
         binding = binding_constraint(spec, ev, index, tier)
         budget = budget_check(spec, ev, chosen=index, source=self._duration_source(predictions["duration"]))
-        return Suggestion(
-            goal=spec.name,
-            source="model",
-            config=config,
-            count=predictions["count"],
-            duration=predictions["duration"],
+        return _suggestion(
+            spec,
+            "model",
+            config,
+            predictions,
             reasoning=tuple(_reasoning(spec, ev, index, tier, binding, predictions, budget)),
             flags=tuple(flags),
             binding=binding,
             tier=tier,
             searched=len(ev),
             feasible=feasible,
-            spec=_spec_dict(spec),
             budget=budget,
         )
 
@@ -210,20 +208,33 @@ class Optimizer:
             spec.duration_budget_s,
             source=self._duration_source(predictions["duration"]),
         )
-        return Suggestion(
-            goal=spec.name,
-            source="static",
-            config=config,
-            count=predictions["count"],
-            duration=predictions["duration"],
+        return _suggestion(
+            spec,
+            "static",
+            config,
+            predictions,
             reasoning=(
                 f"No prediction possible ({reason}): this is the seed's static {spec.name} preset,"
                 " not a suggestion; its result count was not predicted.",
             ),
             flags=("static preset: no result-count champion could score the candidates",),
-            spec=_spec_dict(spec),
             budget=budget,
         )
+
+
+def _suggestion(
+    spec: Goal, source: Source, config: ScanConfig, predictions: dict[str, Prediction], **rest: Any
+) -> Suggestion:
+    """A suggestion for ``spec``: ``config`` with both of its predictions, and the rest as given."""
+    return Suggestion(
+        goal=spec.name,
+        source=source,
+        config=config,
+        count=predictions["count"],
+        duration=predictions["duration"],
+        spec=_spec_dict(spec),
+        **rest,
+    )
 
 
 # -- choosing -------------------------------------------------------------------------------------

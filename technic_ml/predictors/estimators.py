@@ -151,6 +151,10 @@ def heuristic_duration(config: ScanConfig, reason: str = "no trained duration mo
 class _TreePredictor(RegressorMixin, BaseEstimator):
     _target: str = ""
     _offset: float = 1.0
+    _hgb_loss: str = ""  # the boosting loss that suits the target's distribution
+    # Features the target can only rise (+1) or fall (-1) with, all else equal: a constraint the
+    # boosted model keeps, so a stricter config never predicts more results or a longer scan.
+    _monotone: dict[str, int] = {}  # noqa: RUF012 - read only, set per subclass
 
     def __init__(
         self,
@@ -182,12 +186,6 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
     def features(self) -> FeatureSet:
         return feature_set(self.feature_set, self._target)
 
-    def _monotonic(self, columns: tuple[str, ...]) -> list[int]:
-        raise NotImplementedError
-
-    def _hgb_loss(self) -> str:
-        raise NotImplementedError
-
     def _make_estimator(self, columns: tuple[str, ...]):
         if self.model == "rf":
             return RandomForestRegressor(
@@ -199,13 +197,13 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             )
         if self.model in ("hgb", "rated"):
             hgb = HistGradientBoostingRegressor(
-                loss=self._hgb_loss(),
+                loss=self._hgb_loss,
                 learning_rate=self.learning_rate,
                 max_iter=self.max_iter,
                 max_leaf_nodes=31,
                 min_samples_leaf=40,
                 l2_regularization=1.0,
-                monotonic_cst=self._monotonic(columns),
+                monotonic_cst=[self._monotone.get(c, 0) for c in columns],
                 # Its own early stopping holds out a random (not time-ordered) slice: off.
                 early_stopping=False,
                 random_state=self.random_state,
@@ -581,13 +579,8 @@ class ResultCountPredictor(_TreePredictor):
 
     _target = "count"
     _offset = 1.0
-
-    def _hgb_loss(self) -> str:
-        return "poisson"
-
-    def _monotonic(self, columns):
-        sign = {"min_tech_rating": -1, "min_dollar_vol": -1, "max_symbols": 1, "prev_count": 1}
-        return [sign.get(c, 0) for c in columns]
+    _hgb_loss = "poisson"
+    _monotone = {"min_tech_rating": -1, "min_dollar_vol": -1, "max_symbols": 1, "prev_count": 1}  # noqa: RUF012
 
     def _check_y(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
@@ -664,13 +657,8 @@ class DurationPredictor(_TreePredictor):
     _target = "duration"
     # Durations are strictly positive and span orders of magnitude: a pure log band.
     _offset = 0.0
-
-    def _hgb_loss(self) -> str:
-        return "gamma"
-
-    def _monotonic(self, columns):
-        sign = {"max_symbols": 1, "lookback_days": 1, "n_rated": 1, "work": 1}
-        return [sign.get(c, 0) for c in columns]
+    _hgb_loss = "gamma"
+    _monotone = {"max_symbols": 1, "lookback_days": 1, "n_rated": 1, "work": 1}  # noqa: RUF012
 
     def _check_y(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
