@@ -350,8 +350,8 @@ def fixed_cost_breakdown(panel, as_ofs, worst) -> None:
     import numpy as np
     import pandas as pd
 
-    from technic_ml.market_conditions import ConditionTable, conditions_at, session_clock
-    from technic_ml.nyse import is_market_hours, last_completed_session, to_ny
+    from technic_ml.market_conditions import ConditionTable, conditions_at
+    from technic_ml.nyse import is_market_hours, last_completed_session, session_clock, to_ny
     from technic_ml.scanner import Scanner, _indicators, compute_ratings, select_universe, tech_ratings
 
     whens = [to_ny(a) for a in as_ofs]

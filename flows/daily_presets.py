@@ -38,10 +38,10 @@ def daily_presets(params: PresetsParams | None = None) -> dict | None:
 
     snapshot = market.take_snapshot(settings, params.as_of)
     artifacts.snapshot_artifact(snapshot)
-    champions = presets.load_champions(settings, snapshot.as_of)
-    suggestions, searched, elapsed = presets.suggest_presets(champions, snapshot.conditions)
+    predictors = presets.load_predictors(settings, snapshot.as_of)
+    suggestions, searched, elapsed = presets.suggest_presets(predictors, snapshot.conditions)
     hot = presets.rank_hot_sectors(settings, snapshot.as_of, params.hot_sector_window_days)
-    models = {"count": champions.count, "duration": champions.duration}
+    models = {"count": predictors.count, "duration": predictors.duration}
     document = presets.daily_presets(
         suggestions, hot, snapshot.conditions, snapshot.path.stem, models, searched, elapsed
     )

@@ -1,23 +1,22 @@
-"""Daily-presets tasks: champions, suggestions per goal, hot sectors, the saved document."""
+"""Daily-presets tasks: the predictors, suggestions per goal, hot sectors, the saved document."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from technic_ml import jobs
+from technic_ml import jobs, optimizer
 from technic_ml.contracts import MarketConditions
 from technic_ml.optimizer import HotSectors
-from technic_ml.optimizer import daily_presets as build_daily_presets
 from technic_ml.settings import TechnicSettings
 
-# The champions carry the universe panel (about 100 MB on the real data): hashing it for a cache
+# The predictors carry the universe panel (about 100 MB on the real data): hashing it for a cache
 # key would cost more than the work, and presets are for one moment, so nothing is reused.
 
 
 @task(cache_policy=NO_CACHE)
-def load_champions(settings: TechnicSettings, as_of):
-    return jobs.load_champions(settings, as_of)
+def load_predictors(settings: TechnicSettings, as_of):
+    return jobs.load_predictors(settings, as_of)
 
 
 @task(cache_policy=NO_CACHE)
@@ -34,7 +33,7 @@ def rank_hot_sectors(settings: TechnicSettings, as_of, window_days: int = 30) ->
 def daily_presets(
     suggestions, hot, conditions, snapshot_id: str, models: dict, searched: int, elapsed: float
 ):
-    return build_daily_presets(
+    return optimizer.daily_presets(
         suggestions,
         hot,
         conditions,

@@ -13,8 +13,8 @@ Every flow in ``flows/`` is a table of contents over these steps (each wrapped b
    ``publish_predictor`` (:mod:`technic_ml.predictors.training`);
 5. :func:`write_reports`: scan-history statistics and the JSON summary of a run.
 
-The daily presets (flow ``daily-presets``) add: :func:`load_champions` (both champions and the
-universe statistics at the snapshot's moment), :func:`suggest_presets` (every goal),
+The daily presets (flow ``daily-presets``) add: :func:`load_predictors` (both champions, loaded,
+with the universe statistics at the snapshot's moment), :func:`suggest_presets` (every goal),
 :func:`rank_hot_sectors`, then :func:`technic_ml.optimizer.daily_presets` and :func:`save_presets`.
 """
 
@@ -151,7 +151,7 @@ def backfill_dict(summary: BackfillSummary | None) -> dict | None:
 # -- daily presets -------------------------------------------------------------------------------
 
 
-def load_champions(settings: TechnicSettings, as_of: AsOf):
+def load_predictors(settings: TechnicSettings, as_of: AsOf):
     """Both champions from the registry, with the universe statistics they need at ``as_of``.
 
     A missing champion is not an error here: the optimizer says so and falls back, flagged.

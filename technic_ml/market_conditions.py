@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -40,7 +39,7 @@ import pandas as pd
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import MarketDataError
 from technic_ml.market_data.base import AsOf, MarketData
-from technic_ml.nyse import NY, calendar, last_completed_session, now_ny, to_ny
+from technic_ml.nyse import NY, calendar, last_completed_session, now_ny, session_clock, to_ny
 
 log = logging.getLogger(__name__)
 
@@ -140,65 +139,6 @@ def conditions_at(
     :class:`ConditionTable` once and call :meth:`ConditionTable.at`.
     """
     return ConditionTable(series).at(as_of, data_source=data_source, problems=problems)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
-
-def _micros(when: dt.datetime) -> int:
-    """UTC microseconds since the epoch of an aware datetime (exact: datetimes hold microseconds)."""
-    return (when - _EPOCH) // _MICROSECOND
-
-
-class SessionClock:
-    """The XNYS calendar of :func:`technic_ml.nyse.calendar` as sorted arrays, for lookups in a loop.
-
-    Each ``technic_ml.nyse`` call goes through exchange_calendars and pandas (0.1-0.3 ms); a scan
-    needs several. The answers are the same by construction: every NYSE session opens and closes
-    on its own New York date, so "the latest session whose close is at or before t" and "the
-    session whose open <= t < close" are binary searches over the open and close instants (the
-    tests compare both with ``technic_ml.nyse`` on holidays, early closes, DST changes and the ends
-    of the calendar). Moments before the calendar's first close are left to
-    ``technic_ml.nyse``, so its errors stay the errors.
-    """
-
-    def __init__(self) -> None:
-        cal = calendar()
-        self.days = cal.sessions.to_numpy().astype("datetime64[D]")
-        self._opens = pd.DatetimeIndex(cal.opens).as_unit("us").asi8
-        self._closes = pd.DatetimeIndex(cal.closes).as_unit("us").asi8
-
-    def last_completed(self, as_of: AsOf) -> np.datetime64:
-        """:func:`technic_ml.nyse.last_completed_session` as a ``datetime64[D]``."""
-        when = to_ny(as_of)
-        i = int(np.searchsorted(self._closes, _micros(when), side="right")) - 1
-        if i < 0:
-            return np.datetime64(last_completed_session(when), "D")
-        return self.days[i]
-
-    def is_open(self, as_of: AsOf) -> bool:
-        """:func:`technic_ml.nyse.is_market_hours`: the regular session is open (open inclusive)."""
-        t = _micros(to_ny(as_of))
-        i = int(np.searchsorted(self._opens, t, side="right")) - 1
-        return i >= 0 and t < int(self._closes[i])
-
-    def count(self, start: np.datetime64, end: np.datetime64) -> int:
-        """``len(technic_ml.nyse.sessions_between(start, end))`` for ``datetime64[D]`` days."""
-        n = int(np.searchsorted(self.days, end, side="right")) - int(
-            np.searchsorted(self.days, start, side="left")
-        )
-        return max(0, n)
-
-    def lag(self, bar: np.datetime64, expected: np.datetime64) -> int:
-        """:func:`technic_ml.nyse.session_lag`: sessions ``bar`` is behind ``expected`` (0 if not)."""
-        return 0 if bar >= expected else self.count(bar, expected) - 1
-
-
-@lru_cache(maxsize=1)
-def session_clock() -> SessionClock:
-    """The process's :class:`SessionClock` (built once, from the already cached calendar)."""
-    return SessionClock()
 
 
 class ConditionTable:

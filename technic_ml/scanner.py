@@ -62,9 +62,9 @@ from pandas.arrays import ArrowStringArray, NumpyExtensionArray
 
 from technic_ml.contracts import Provenance, ScanConfig, ScanPerformance, ScanRecord, ScanResults
 from technic_ml.errors import MarketDataError
-from technic_ml.market_conditions import ConditionTable, session_clock
+from technic_ml.market_conditions import ConditionTable
 from technic_ml.market_data.base import AsOf, MarketData
-from technic_ml.nyse import to_ny
+from technic_ml.nyse import session_clock, to_ny
 from technic_ml.panel import ADV_WINDOW, Panel
 
 __all__ = [
@@ -75,7 +75,7 @@ __all__ = [
     "STAGES",
     "WEIGHTS",
     "ZERO_VOL",
-    "ScanResult",
+    "CompletedScan",
     "Scanner",
     "compute_ratings",
     "run_scan",
@@ -116,7 +116,7 @@ RATING_COLUMNS = (
     "bars",
 )
 STAGES = ("universe", "indicators", "rating", "results", "signals", "conditions")
-#: Columns of ``ScanResult.results``: the ratings' columns with ``signal`` after ``tech_rating``.
+#: Columns of ``CompletedScan.results``: the ratings' columns with ``signal`` after ``tech_rating``.
 RESULT_COLUMNS = (*RATING_COLUMNS[:4], "signal", *RATING_COLUMNS[4:])
 _TEXT_COLUMNS = ("symbol", "sector", "industry")
 _FLAG_COLUMNS = ("signal", "breakout", "golden_cross")
@@ -126,7 +126,7 @@ _EXTRA_COLUMNS = ("breakout", "golden_cross", "bars")
 
 
 @dataclass
-class ScanResult:
+class CompletedScan:
     """What a scan returns: the passing symbols (with the evidence behind each rating) and the record."""
 
     results: (
@@ -351,7 +351,7 @@ class Scanner:
         *,
         scan_id: str | None = None,
         source: str = "backfill",
-    ) -> ScanResult:
+    ) -> CompletedScan:
         # The collector pauses for garbage of whatever ran before (a backfill's thousands of records),
         # and its pauses grow with the process's age: inside the timed region they were the largest
         # source of duration noise. It runs after the scan instead.
@@ -363,7 +363,7 @@ class Scanner:
             if collecting:
                 gc.enable()
 
-    def _scan(self, config: ScanConfig, as_of: AsOf, *, scan_id: str | None, source: str) -> ScanResult:
+    def _scan(self, config: ScanConfig, as_of: AsOf, *, scan_id: str | None, source: str) -> CompletedScan:
         when = to_ny(as_of)
         panel = self.panel
         clock = time.perf_counter
@@ -424,7 +424,7 @@ class Scanner:
                 source=source, data_source=panel.source, bar_date=bar_date, scanner_version=SCANNER_VERSION
             ),
         )
-        return ScanResult(results=results, record=record, bar_date=bar_date)
+        return CompletedScan(results=results, record=record, bar_date=bar_date)
 
     def _results_frame(
         self, kept: np.ndarray, values: dict[str, np.ndarray], rows: np.ndarray, signal: np.ndarray
@@ -469,7 +469,7 @@ class Scanner:
         )
 
 
-def run_scan(config: ScanConfig, market_data: MarketData, as_of: AsOf) -> ScanResult:
+def run_scan(config: ScanConfig, market_data: MarketData, as_of: AsOf) -> CompletedScan:
     """One scan as of ``as_of``: loads only the bars it needs, then scans.
 
     For many scans, build a :class:`Scanner` once (``Scanner.from_market``) and call ``scan``.

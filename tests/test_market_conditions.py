@@ -14,12 +14,9 @@ from technic_ml.market_conditions import (
     compute_conditions,
     condition_series,
     conditions_at,
-    session_clock,
     snapshot_market,
 )
 from technic_ml.nyse import (
-    NY,
-    calendar,
     is_market_hours,
     last_completed_session,
     session_lag,
@@ -188,73 +185,6 @@ def test_future_snapshots_are_refused():
 
 
 # -- the array calendar and table behind a backfill's thousands of lookups -------------------------
-
-
-def _boundary_moments() -> list[dt.datetime]:
-    """Instants where an answer flips: each side of opens and closes (early closes included),
-    holidays, weekends, both DST changes, and the ends of the calendar."""
-    cal = calendar()
-    days = [
-        "2001-09-11", "2012-10-29", "2018-11-23", "2018-12-24", "2019-03-08", "2019-03-11",
-        "2019-07-03", "2019-07-04", "2019-07-05", "2019-11-01", "2019-11-04", "2019-11-29",
-        "2019-12-24", "2020-03-09",
-    ]  # fmt: skip
-    sessions = [pd.Timestamp(d) for d in days if cal.is_session(d)]
-    sessions += [cal.first_session, cal.last_session]
-    moments = []
-    for session in sessions:
-        for edge in (cal.session_open(session), cal.session_close(session)):
-            for shift in (-dt.timedelta(microseconds=1), dt.timedelta(0), dt.timedelta(microseconds=1)):
-                moments.append((edge.to_pydatetime() + shift).astimezone(NY))
-    for day in [*days, "2019-03-10", "2019-11-03", "2019-07-06"]:
-        for hour in (0, 1, 2, 3, 9, 12, 16, 23):
-            moments.append(to_ny(dt.datetime.fromisoformat(f"{day} {hour:02d}:30")))
-    # 01:30 on 2019-11-03 happens twice in New York: EDT (fold 0) then EST (fold 1).
-    moments.append(dt.datetime(2019, 11, 3, 1, 30, fold=1, tzinfo=NY))
-    moments.append(to_ny(cal.last_session.date() + dt.timedelta(days=400)))
-    return moments
-
-
-def _random_moments(n: int) -> list[dt.datetime]:
-    rng = np.random.default_rng(5)
-    cal = calendar()
-    lo, hi = cal.first_session.value // 1000, (cal.last_session.value // 1000) + 5 * 86_400_000_000
-    stamps = rng.integers(lo, hi, n)
-    return [
-        (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(s))).astimezone(NY)
-        for s in stamps
-    ]
-
-
-def test_session_clock_answers_like_the_nyse_module():
-    clock = session_clock()
-    moments = _boundary_moments() + _random_moments(3000)
-    for when in moments:
-        try:
-            expected = last_completed_session(when)
-        except Exception as exc:  # before the first close: the clock must defer to nyse's error
-            with pytest.raises(type(exc)):
-                clock.last_completed(when)
-        else:
-            assert clock.last_completed(when).item() == expected, when
-        assert clock.is_open(when) is is_market_hours(when), when
-    assert sum(clock.is_open(w) for w in moments) > 300  # not vacuous: many open moments
-
-
-def test_session_clock_counts_and_lags_like_the_nyse_module():
-    clock = session_clock()
-    rng = np.random.default_rng(8)
-    first, last = calendar().first_session.date(), calendar().last_session.date()
-    days = [first + dt.timedelta(days=int(d)) for d in rng.integers(-30, (last - first).days + 30, 600)]
-    pairs = list(zip(days[::2], days[1::2], strict=True))
-    near = [
-        (d, d + dt.timedelta(days=int(g))) for d, g in zip(days[:200], rng.integers(0, 12, 200), strict=True)
-    ]
-    for a, b in pairs + near + [(dt.date(2019, 7, 3), dt.date(2019, 7, 8)), (last, last), (first, first)]:
-        a64, b64 = np.datetime64(a, "D"), np.datetime64(b, "D")
-        assert clock.count(a64, b64) == len(sessions_between(a, b)), (a, b)
-        if first <= a <= last and first <= b <= last:
-            assert clock.lag(a64, b64) == session_lag(a, b), (a, b)
 
 
 def _row_lookup(series: pd.DataFrame, as_of, *, data_source: str) -> MarketConditions:

@@ -32,8 +32,8 @@ from technic_ml.scanner import (
     SCANNER_VERSION,
     STAGES,
     WEIGHTS,
+    CompletedScan,
     Scanner,
-    ScanResult,
     compute_ratings,
     run_scan,
     select_universe,
@@ -66,16 +66,16 @@ def evening(i: int) -> dt.datetime:
     return dt.datetime.combine(SESSIONS[i].date(), dt.time(17, 0), tzinfo=NY)
 
 
-def scan(market: TinyMarket | Panel, cfg: ScanConfig, as_of) -> ScanResult:
+def scan(market: TinyMarket | Panel, cfg: ScanConfig, as_of) -> CompletedScan:
     panel = market if isinstance(market, Panel) else market.panel()
     return Scanner(panel).scan(cfg, as_of)
 
 
-def symbols(result: ScanResult) -> list[str]:
+def symbols(result: CompletedScan) -> list[str]:
     return result.results["symbol"].tolist()
 
 
-def row(result: ScanResult, symbol: str) -> pd.Series:
+def row(result: CompletedScan, symbol: str) -> pd.Series:
     rows = result.results[result.results["symbol"] == symbol]
     assert len(rows) == 1, f"{symbol} not in the results: {symbols(result)}"
     return rows.iloc[0]
@@ -92,7 +92,9 @@ def stable(record: ScanRecord, *, drop_source: bool = False) -> dict:
     return d
 
 
-def assert_same_scan(a: ScanResult, b: ScanResult, *, drop_source: bool = False, exact: bool = True) -> None:
+def assert_same_scan(
+    a: CompletedScan, b: CompletedScan, *, drop_source: bool = False, exact: bool = True
+) -> None:
     """Same results and record. ``exact=False`` compares the market conditions' floats to 1e-9: pandas'
     rolling std of SPY differs in the last bits with where the loaded SPY series starts (run_scan
     loads a shorter history than a backfill's panel)."""
@@ -110,7 +112,7 @@ def assert_same_scan(a: ScanResult, b: ScanResult, *, drop_source: bool = False,
     assert ra == rb
 
 
-def assert_sane(result: ScanResult) -> None:
+def assert_sane(result: CompletedScan) -> None:
     """No NaN anywhere in the results, ratings in [0, 100], components in [0, 1], record consistent."""
     res = result.results
     numeric = res.select_dtypes("number")
@@ -124,7 +126,7 @@ def assert_sane(result: ScanResult) -> None:
     assert result.record.results.signals == int(res["signal"].sum())
 
 
-def subset(a: ScanResult, b: ScanResult) -> bool:
+def subset(a: CompletedScan, b: CompletedScan) -> bool:
     return set(symbols(a)) <= set(symbols(b))
 
 
@@ -220,7 +222,7 @@ def test_min_dollar_vol_compares_against_a_hand_computed_20_session_average():
 
 
 @pytest.fixture(scope="module")
-def shapes() -> ScanResult:
+def shapes() -> CompletedScan:
     """A straight line up, one down and a flat line; flat SPY; lookback 50 (s = 20, m = 50)."""
     market = tiny_market({"UP": rising(N), "DN": falling(N), "FLAT": np.full(N, 50.0)})
     return scan(market, config(lookback_days=50), evening(N - 1))
@@ -555,7 +557,7 @@ SAMPLE_SECTORS = sorted(s[0] for s in SAMPLE_LAYOUT)
 SAMPLE_INDUSTRIES = sorted(i for s in SAMPLE_LAYOUT for i in s[3])
 
 
-def _ladder(scanner: Scanner, as_of, field: str, values, **kw) -> list[ScanResult]:
+def _ladder(scanner: Scanner, as_of, field: str, values, **kw) -> list[CompletedScan]:
     return [scanner.scan(config(**kw, **{field: v}), as_of) for v in values]
 
 
@@ -721,7 +723,7 @@ def test_tiny_scan_ignores_everything_after_the_last_completed_session(pit_marke
     assert not a.results["close"].equals(b.results["close"])
 
 
-def _scans_through(market, cutoff: int) -> list[ScanResult]:
+def _scans_through(market, cutoff: int) -> list[CompletedScan]:
     # A panel loaded through the year-end holds the later sessions; run_scan loads up to as_of only.
     scanner = Scanner.from_market(market, "2019-12-31")
     out = []
@@ -1299,7 +1301,7 @@ EQUIVALENCE_CONFIGS = [
 ]
 
 
-def _assert_scan_matches_reference(panel: Panel, cfg: ScanConfig, as_of) -> ScanResult:
+def _assert_scan_matches_reference(panel: Panel, cfg: ScanConfig, as_of) -> CompletedScan:
     result = Scanner(panel).scan(cfg, as_of)
     expected, scanned = reference_results(panel, cfg, as_of)
     assert_identical_frames(result.results, expected)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from technic_ml.contracts import ScanConfig
-from technic_ml.market_conditions import session_clock
+from technic_ml.nyse import session_clock
 from technic_ml.panel import Panel
 from technic_ml.scanner import tech_ratings
 
