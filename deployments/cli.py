@@ -20,7 +20,7 @@ from rich.table import Table
 
 from deployments import prefect_env
 from technic_ml.backfill import BACKFILL_SCANS
-from technic_ml.cli import _handled, _parse_time, _settings, app, err, out
+from technic_ml.cli.common import app, err, handled, load_settings, out, parse_time
 
 FLOWS = (
     "market-snapshot",
@@ -43,7 +43,7 @@ def _ui_hint() -> str:
 
 
 @app.command()
-@_handled
+@handled
 def run(
     as_of: Annotated[
         str | None, typer.Option(help="Snapshot moment (default: end of a historical dataset, or now).")
@@ -52,8 +52,8 @@ def run(
 ) -> None:
     """The main job: snapshot, backfill, train, validate and publish (the main-job flow)."""
     # A malformed --as-of is a usage error found before Prefect starts (the flow reads the string).
-    _parse_time(as_of)
-    settings = _settings()
+    parse_time(as_of)
+    settings = load_settings()
     os.environ["TECHNIC_DATA_ROOT"] = str(settings.data_root)  # the flows read settings from the env
     prefect_env.set_defaults()  # before Prefect is imported: it reads its settings then
     if prefect_env.uses_ephemeral_server():
@@ -157,14 +157,14 @@ def serve() -> None:
 
 
 @app.command()
-@_handled
+@handled
 def automations() -> None:
     """Create the retrain automation on the server, or leave it unchanged (needs the
     train-predictors deployment: make serve, or prefect deploy --all)."""
     prefect_env.set_defaults()
     from deployments.automations import RETRAIN_AUTOMATION, ensure_retrain_automation
 
-    cooldown = _settings().retrain_cooldown_minutes
+    cooldown = load_settings().retrain_cooldown_minutes
     automation, how = ensure_retrain_automation(cooldown)
     out.print(
         f"automation {RETRAIN_AUTOMATION!r} ({automation.id}): {how}; cooldown {cooldown} minutes",
@@ -174,7 +174,7 @@ def automations() -> None:
 
 
 @app.command()
-@_handled
+@handled
 def replay(
     start: Annotated[str, typer.Option(help="First session replayed (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option(help="Last session replayed (YYYY-MM-DD).")],
@@ -208,7 +208,7 @@ def replay(
     from technic_ml.predictors.features import TARGETS
 
     targets = _csv(retrain_targets, "--retrain-targets", TARGETS)
-    settings = _settings(market_dir=market_dir)  # a bad market setting: a usage error, before any work
+    settings = load_settings(market_dir=market_dir)  # a bad market setting: a usage error, before any work
     from deployments.replay import run_replay
 
     result = run_replay(
@@ -231,7 +231,7 @@ def _csv(text: str, option: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @app.command()
-@_handled
+@handled
 def trigger(
     flow: Annotated[str, typer.Argument(help=f"One of: {', '.join(FLOWS)}.")],
     param: Annotated[

@@ -455,3 +455,15 @@ def test_retention_beyond_the_calendar_removes_nothing_and_says_so(days):
     assert "scan dates before 1900-01-01: dropped 0 records" in result.output
     assert "no stored scan is older" in result.output
     assert "150" in invoke("history", "stats", "--json").output
+
+
+def test_the_data_root_option_belongs_to_its_invocation(tmp_path):
+    # --data-root travels on the command's context: a later invocation in the same process (tests,
+    # a notebook) reads the environment again instead of the previous run's option.
+    first, second = tmp_path / "first", tmp_path / "second"
+    given = invoke("--data-root", str(first), "models", "list")
+    assert given.exit_code == 0, given.output
+    assert str(first / "models") in " ".join(given.output.split()).replace(" ", "")
+    later = invoke("models", "list", env={"TECHNIC_DATA_ROOT": str(second)})
+    flat = " ".join(later.output.split()).replace(" ", "")
+    assert later.exit_code == 0 and str(second / "models") in flat and str(first) not in flat

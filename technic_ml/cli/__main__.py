@@ -1,0 +1,5 @@
+"""``python -m technic_ml.cli``."""
+
+from technic_ml.cli import app
+
+app()
