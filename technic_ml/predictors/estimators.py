@@ -55,7 +55,7 @@ from sklearn.ensemble import (
     HistGradientBoostingRegressor,
     RandomForestRegressor,
 )
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from threadpoolctl import threadpool_limits
 
 from technic_ml.contracts import ScanConfig
@@ -92,6 +92,9 @@ EXTRAPOLATION_MARGIN = 0.10
 SOURCE_COLUMN = "data_source"
 MIN_TRAIN_ROWS = 30
 MIN_CALIBRATION_ROWS = 20
+#: ``feature_set`` value for "the columns X has": a general regressor, outside the scan features
+#: (no monotone constraints, not servable from a scan config); what scikit-learn's checks run on.
+GIVEN = "given"
 HEURISTIC_SECONDS_PER_SYMBOL = 0.1
 State = Literal["model", "heuristic", "abstain"]
 
@@ -163,6 +166,8 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         coverage: float = 0.9,
         calibration_fraction: float = 0.2,
         calibration_blocks: int = 3,
+        min_train_rows: int = MIN_TRAIN_ROWS,
+        min_calibration_rows: int = MIN_CALIBRATION_ROWS,
         interval: str = "adaptive",
         max_iter: int = 300,
         learning_rate: float = 0.08,
@@ -174,6 +179,8 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         self.coverage = coverage
         self.calibration_fraction = calibration_fraction
         self.calibration_blocks = calibration_blocks
+        self.min_train_rows = min_train_rows
+        self.min_calibration_rows = min_calibration_rows
         self.interval = interval
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -184,7 +191,24 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
 
     @property
     def features(self) -> FeatureSet:
+        if self.feature_set == GIVEN:
+            # The columns X had at fit: unknown before it.
+            check_is_fitted(self, "n_features_in_")
+            return FeatureSet(GIVEN, self._target, tuple(self._column_names()), False)
         return feature_set(self.feature_set, self._target)
+
+    def _column_names(self) -> list[str]:
+        """The names messages use for the columns: the feature names, or x0, x1... for an array
+        fitted with ``feature_set="given"``."""
+        names = getattr(self, "feature_names_in_", None)
+        return [str(n) for n in names] if names is not None else [f"x{j}" for j in range(self.n_features_in_)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Counts are >= 0 and durations > 0 (both fitted on a log scale): a target at or below zero
+        # is refused with its value, and scikit-learn's checks then draw positive targets.
+        tags.target_tags.positive_only = True
+        return tags
 
     def _make_estimator(self, columns: tuple[str, ...]):
         if self.model == "rf":
@@ -216,7 +240,10 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
     def _validate_params(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model: received {self.model!r}; expected one of {list(MODELS)}")
-        columns = self.features.columns  # raises on an unknown feature set
+        if self.feature_set == GIVEN:
+            columns: tuple[str, ...] = ()
+        else:
+            columns = self.features.columns  # raises on an unknown feature set
         if self.model == "rated" and SOURCE_COLUMN not in columns:
             raise ValueError(
                 f"model: received 'rated' with feature_set {self.feature_set!r} for {self._target};"
@@ -240,10 +267,17 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"calibration_fraction: received {self.calibration_fraction!r}; expected a number in (0, 1)"
             )
+        for name in ("min_train_rows", "min_calibration_rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: received {value!r}; expected an integer >= 1")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def _check_X(self, X, *, fitting: bool) -> np.ndarray:
+        if self.feature_set == GIVEN:
+            # Any columns (scikit-learn's own validation and messages; names kept from a frame).
+            return validate_data(self, X, reset=fitting, dtype=np.float64)
         columns = self.features.columns
         if isinstance(X, pd.DataFrame):
             missing = [c for c in columns if c not in X.columns]
@@ -294,14 +328,16 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
                     "timestamps: received rows out of time order; expected oldest first (no shuffling)"
                 )
         n = len(X)
-        n_cal = max(math.ceil(n * self.calibration_fraction), MIN_CALIBRATION_ROWS)
+        n_cal = max(math.ceil(n * self.calibration_fraction), self.min_calibration_rows)
         n_train = n - n_cal
-        if n_train < MIN_TRAIN_ROWS:
+        if n_train < self.min_train_rows:
             raise ValueError(
-                f"X: received {n} rows; expected at least {MIN_TRAIN_ROWS + MIN_CALIBRATION_ROWS}"
-                f" ({MIN_TRAIN_ROWS} to train on and {MIN_CALIBRATION_ROWS} to calibrate the interval)"
+                f"X: received {n} rows (n_samples={n}); expected at least"
+                f" {self.min_train_rows + self.min_calibration_rows}"
+                f" ({self.min_train_rows} to train on and {self.min_calibration_rows} to calibrate the"
+                " interval)"
             )
-        columns = self.features.columns
+        columns = self.features.columns if self.feature_set != GIVEN else tuple(self._column_names())
         self.conformal_ = LogConformal(self.coverage, self._offset)
         # Rolling calibration: each block of the held-out slice is predicted by a model fitted on
         # everything before it, so the pooled errors include how much the level moved from one
@@ -320,10 +356,14 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             scales.append(np.ones(int(seen.sum())) if scale is None else scale)
         self.conformal_.fit(np.concatenate(truths), np.concatenate(predictions), np.concatenate(scales))
         n_fit = int(blocks[-1][0])
-        self.feature_names_in_ = np.array(columns, dtype=object)
-        self.n_features_in_ = len(columns)
+        if self.feature_set != GIVEN:
+            self.feature_names_in_ = np.array(columns, dtype=object)
+            self.n_features_in_ = len(columns)
         self.feature_range_ = np.vstack([X.min(axis=0), X.max(axis=0)])
         self.n_train_, self.n_calibration_ = n_fit, n_cal
+        base = getattr(self.estimator_, "base_", self.estimator_)
+        # Boosting iterations of the serving model (trees of a forest): scikit-learn's n_iter_.
+        self.n_iter_ = int(getattr(base, "n_iter_", None) or len(getattr(base, "estimators_", ())))
         self.runtime_ = flatten(getattr(self.estimator_, "base_", self.estimator_))
         self.scale_runtime_ = None if self.scale_model_ is None else flatten(self.scale_model_)
         self._fit_extra(X[:n_fit], y[:n_fit])
@@ -405,7 +445,7 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         lo, hi = self.feature_range_
         abstain, extrapolating, widen = [], [], 1.0
-        for j, name in enumerate(self.feature_names_in_):
+        for j, name in enumerate(self._column_names()):
             v = x[j]
             if not np.isfinite(v):
                 abstain.append(f"{name}: missing")
@@ -432,7 +472,7 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         reasons = []
         lo, hi = self.feature_range_
-        for j, name in enumerate(self.feature_names_in_):
+        for j, name in enumerate(self._column_names()):
             v = x[j]
             if not np.isfinite(v):
                 reasons.append(f"{name}: missing")
@@ -570,6 +610,21 @@ def _inside(x, lo, hi):  # pragma: no cover - compiled
     return True
 
 
+def _target_array(y) -> np.ndarray:
+    """``y`` as a 1-d float array (a column vector is accepted with scikit-learn's warning)."""
+    if y is None:
+        raise ValueError("y: requires y to be passed, but the target y is None; expected one target per row")
+    try:
+        return column_or_1d(np.asarray(y, dtype=np.float64), warn=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y: received {exc}; expected one number per row") from None
+
+
+def _first_bad(y: np.ndarray, ok: np.ndarray) -> str:
+    bad = ~(np.isfinite(y) & ok)
+    return f"{float(y[np.argmax(bad)])!r} ({int(bad.sum())} of {len(y)} values)"
+
+
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
@@ -583,9 +638,9 @@ class ResultCountPredictor(_TreePredictor):
     _monotone = {"min_tech_rating": -1, "min_dollar_vol": -1, "max_symbols": 1, "prev_count": 1}  # noqa: RUF012
 
     def _check_y(self, y) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
-        if y.ndim != 1 or not np.isfinite(y).all() or (y < 0).any() or (y != np.round(y)).any():
-            raise ValueError("y: received values that are not non-negative integers; expected result counts")
+        y = _target_array(y)
+        if not np.isfinite(y).all() or (y < 0).any():
+            raise ValueError(f"y: received {_first_bad(y, y >= 0)}; expected result counts (finite, >= 0)")
         return y
 
     def _fit_extra(self, X, y) -> None:
@@ -661,9 +716,11 @@ class DurationPredictor(_TreePredictor):
     _monotone = {"max_symbols": 1, "lookback_days": 1, "n_rated": 1, "work": 1}  # noqa: RUF012
 
     def _check_y(self, y) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
-        if y.ndim != 1 or not np.isfinite(y).all() or (y <= 0).any():
-            raise ValueError("y: received durations that are not positive finite seconds; expected > 0")
+        y = _target_array(y)
+        if not np.isfinite(y).all() or (y <= 0).any():
+            raise ValueError(
+                f"y: received {_first_bad(y, y > 0)}; expected durations in positive finite seconds (> 0)"
+            )
         return y
 
     def recalibrate(self, X, y) -> DurationPredictor:

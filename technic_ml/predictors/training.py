@@ -351,8 +351,10 @@ def _publish_locked(
     champion = registry.aliases(model).get("champion")
     if champion is not None:
         held = registry.manifest(model, champion)
-        same = ("training_data_sha256", "params", "features")
-        if all(held.get(k) == trained.manifest.get(k) for k in same):
+        same = ("training_data_sha256", "features")
+        if all(held.get(k) == trained.manifest.get(k) for k in same) and _same_params(
+            trained.predictor, held.get("params") or {}, trained.manifest.get("params") or {}
+        ):
             # A re-run on the same history: the champion is this very model; publish nothing new.
             return PublishOutcome(
                 target, False, champion, "champion", "unchanged: the champion was trained on the same data"
@@ -375,6 +377,13 @@ def _publish_locked(
 def unchanged_outcome(target: str, version: str) -> PublishOutcome:
     """The outcome of a target not trained because its champion was trained on this very data."""
     return PublishOutcome(target, False, version, "champion", "unchanged: trained on this history")
+
+
+def _same_params(predictor, a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal estimator parameters, a parameter a manifest does not record counting as its default
+    (a champion published before a parameter existed was fitted with that default)."""
+    defaults = type(predictor)().get_params()
+    return {**defaults, **a} == {**defaults, **b}
 
 
 def publish_predictors(registry: ModelRegistry, run: TrainingRun) -> dict[str, PublishOutcome]:

@@ -73,8 +73,12 @@ def test_fit_refuses_missing_features_naming_the_column(count_data):
 
 def test_targets_are_checked():
     X, y, _ = table("count", "seed", n=200)
-    with pytest.raises(ValueError, match="non-negative integers"):
-        ResultCountPredictor(feature_set="seed").fit(X, y + 0.5)
+    with pytest.raises(
+        ValueError, match=r"y: received -1.0 \(1 of 200 values\); expected result counts \(finite, >= 0\)"
+    ):
+        ResultCountPredictor(feature_set="seed").fit(X, np.where(np.arange(len(y)) == 7, -1, y))
+    with pytest.raises(ValueError, match=r"y: received nan \(1 of 200 values\); expected result counts"):
+        ResultCountPredictor(feature_set="seed").fit(X, np.where(np.arange(len(y)) == 3, np.nan, y))
     with pytest.raises(ValueError, match="positive finite seconds"):
         DurationPredictor(feature_set="seed").fit(
             X.loc[:, list(DurationPredictor(feature_set="seed").features.columns)], -y
