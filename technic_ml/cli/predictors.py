@@ -155,6 +155,10 @@ def validate(training: _Training) -> None:
         out.print()
 
 
+MODEL = Annotated[str, typer.Argument(help="result-count | duration")]
+_REASON_HELP = "Recorded in the alias history."
+
+
 @models_app.command("list")
 @handled
 def models_list() -> None:
@@ -187,7 +191,7 @@ def models_list() -> None:
 @models_app.command("show")
 @handled
 def models_show(
-    model: Annotated[str, typer.Argument(help="result-count | duration")],
+    model: MODEL,
     version: Annotated[str, typer.Argument(help="A version id, champion or challenger.")] = "champion",
 ) -> None:
     """A version's manifest, and the alias history of the model."""
@@ -206,9 +210,9 @@ def models_show(
 @models_app.command("promote")
 @handled
 def models_promote(
-    model: Annotated[str, typer.Argument(help="result-count | duration")],
+    model: MODEL,
     version: Annotated[str, typer.Argument(help="The version to make champion.")],
-    reason: Annotated[str, typer.Option(help="Recorded in the alias history.")] = "promoted by hand",
+    reason: Annotated[str, typer.Option(help=_REASON_HELP)] = "promoted by hand",
 ) -> None:
     """Make a published version the champion."""
     model_registry().promote(model, version, reason)
@@ -218,8 +222,8 @@ def models_promote(
 @models_app.command("rollback")
 @handled
 def models_rollback(
-    model: Annotated[str, typer.Argument(help="result-count | duration")],
-    reason: Annotated[str, typer.Option(help="Recorded in the alias history.")] = "rolled back by hand",
+    model: MODEL,
+    reason: Annotated[str, typer.Option(help=_REASON_HELP)] = "rolled back by hand",
 ) -> None:
     """Return champion to the version that held it before the current one."""
     previous = model_registry().rollback(model, reason)
