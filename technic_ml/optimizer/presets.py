@@ -31,7 +31,7 @@ from technic_ml import __version__
 from technic_ml.contracts import MarketConditions
 from technic_ml.errors import StoreError
 from technic_ml.fsio import exclusive_lock, write_bytes_atomic
-from technic_ml.nyse import current_or_next_session, now_ny
+from technic_ml.nyse import NY, current_or_next_session, now_ny
 from technic_ml.objectstore import ObjectRoot
 from technic_ml.optimizer.hot_sectors import HotSectors
 from technic_ml.optimizer.optimizer import Suggestion
@@ -124,12 +124,14 @@ class PresetsHistory:
         _check(document, "document")
         line = json.dumps(document, sort_keys=True, allow_nan=False)
         with exclusive_lock(self.root / ".lock"):
-            existing = {d["presets_id"] for d in self._read_history()}
-            if document["presets_id"] in existing:
-                return False
-            self._append(line)
-            write_bytes_atomic(self.latest_file, line.encode())
-        return True
+            stored = document["presets_id"] in {d["presets_id"] for d in self._read_history()}
+            if not stored:
+                self._append(line)
+            # Also when it was already stored: a save killed between the two writes left latest.json
+            # behind, and the re-run is what brings it forward.
+            if _moves_latest(_replaceable_latest(self), document, stored=stored):
+                write_bytes_atomic(self.latest_file, line.encode())
+        return not stored
 
     def latest(self) -> dict[str, Any] | None:
         if not self.latest_file.exists():
@@ -229,8 +231,7 @@ class SharedPresetsHistory(PresetsHistory):
         # Also when it was already stored: a save killed between the two writes left latest.json
         # behind, and the re-run is what brings it forward.
         with self.store.lock(".lock"):
-            current = self.latest()
-            if current is None or str(current["generated_at"]) <= str(document["generated_at"]):
+            if _moves_latest(_replaceable_latest(self), document, stored=not created):
                 self.store.write("latest.json", data=line)
         return created
 
@@ -257,6 +258,33 @@ class SharedPresetsHistory(PresetsHistory):
             except ValueError as exc:
                 raise StoreError(f"{self.store.key('history', name)}: {exc}") from None
         return sorted(documents, key=lambda d: str(d["generated_at"]))
+
+
+def _replaceable_latest(history) -> dict[str, Any] | None:
+    """The latest presets, or None when the file cannot be read (only a hand edit makes that):
+    a save then replaces it rather than failing, and says so."""
+    try:
+        return history.latest()
+    except StoreError as exc:
+        log.warning("%s; the presets being saved replace it", exc)
+        return None
+
+
+def _moves_latest(current: dict[str, Any] | None, document: dict[str, Any], *, stored: bool) -> bool:
+    """Whether ``document`` becomes the latest presets: there are none yet, or it was generated
+    later than the current ones; at the same moment a newly saved document wins, and a re-saved one
+    (already in the history) does not move the latest back."""
+    if current is None:
+        return True
+    new, held = _generated(document), _generated(current)
+    return new > held or (new == held and not stored)
+
+
+def _generated(document: dict[str, Any]) -> dt.datetime:
+    # Compared as instants: New York ISO texts carry -05:00 or -04:00, so their text order is not
+    # time order across a daylight-saving change.
+    when = dt.datetime.fromisoformat(str(document["generated_at"]))
+    return when if when.tzinfo is not None else when.replace(tzinfo=NY)
 
 
 def _check(document: Any, where: str) -> dict[str, Any]:

@@ -119,3 +119,38 @@ def test_unknown_schema_versions_are_refused(tmp_path, document):
         history.latest()
     with pytest.raises(StoreError, match="schema_version None"):
         history.save({"presets_id": "x"})
+
+
+def test_a_save_killed_between_its_two_writes_is_completed_by_the_rerun(tmp_path, document):
+    history = PresetsHistory(tmp_path / "presets")
+    older = {**document, "presets_id": "older", "generated_at": "2018-12-20T08:30:00-05:00"}
+    assert history.save(older) is True
+    # The save of `document` appended it to the history, then the process died before latest.json.
+    with open(history.history_file, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(document, sort_keys=True) + "\n")
+    assert history.latest()["presets_id"] == "older"
+    assert history.save(document) is False  # already in the history: not appended twice
+    assert history.latest()["presets_id"] == document["presets_id"]
+    assert [d["presets_id"] for d in history.history()] == [document["presets_id"], "older"]
+    # Re-saving the older document does not move the latest back.
+    assert history.save(older) is False and history.latest()["presets_id"] == document["presets_id"]
+
+
+def test_latest_follows_the_instant_not_the_text_across_a_daylight_saving_change(tmp_path, document):
+    history = PresetsHistory(tmp_path / "presets")
+    # 01:30 EDT (-04:00) comes before 01:10 EST (-05:00) on 2018-11-04, though its text sorts after.
+    first = {**document, "presets_id": "first", "generated_at": "2018-11-04T01:30:00-04:00"}
+    second = {**document, "presets_id": "second", "generated_at": "2018-11-04T01:10:00-05:00"}
+    assert history.save(second) is True
+    assert history.save(first) is True
+    assert history.latest()["presets_id"] == "second"
+
+
+def test_an_unreadable_latest_file_is_replaced_by_the_next_save(tmp_path, document, caplog):
+    history = PresetsHistory(tmp_path / "presets")
+    history.save({**document, "presets_id": "before"})
+    history.latest_file.write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        assert history.save(document) is True
+    assert history.latest()["presets_id"] == document["presets_id"]
+    assert "replace it" in caplog.text
