@@ -149,3 +149,22 @@ def test_an_import_killed_mid_way_leaves_a_readable_table_and_a_rerun_completes_
     rerun = store.import_jsonl(src, batch_records=100)
     assert (rerun.added, rerun.duplicates) == (2000 - len(partial), len(partial))
     assert store.count() == 2000 and store.frame()["scan_id"].is_unique
+
+
+def test_collecting_the_inbox_compacts_a_month_of_small_files(tmp_path):
+    # collect-history's compaction rule (history/inbox.py) reads the Delta table's month files too.
+    from technic_ml.history.inbox import collect_inbox, part_files_per_partition
+
+    store = DeltaHistoryStore(tmp_path / "history", quarantine_dir=tmp_path / "quarantine")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    lines = sample_scan_log().read_text().splitlines()[:9]
+    compactions = []
+    for i, line in enumerate(lines):  # one small log, and one commit, per hourly collect
+        (inbox / f"log-{i}.jsonl").write_text(line + "\n")
+        report = collect_inbox(store, inbox, tmp_path / "processed", compact_min_files=8)
+        compactions.append(report.compaction)
+    # The 8th file of the month triggers it (the sample's scans are all in September 2025).
+    assert compactions[:7] == [None] * 7 and compactions[7] is not None
+    assert compactions[7].files_before == 8 and compactions[7].files_after == 1
+    assert max(part_files_per_partition(store).values()) == 2 and store.count() == len(lines)
