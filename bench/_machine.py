@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import platform
 import subprocess
@@ -73,3 +74,16 @@ class Busy:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def busy_counts(text: str) -> list[int]:
+    """argparse type for ``--busy``-style options: distinct counts of competing processes, ``0,1,2``."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"received {text!r}; expected comma-separated counts like 0,1,2"
+        ) from None
+    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"received {text!r}; expected distinct counts >= 0 like 0,1,2")
+    return values

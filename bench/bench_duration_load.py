@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._machine import Busy, print_header  # noqa: E402
+from bench._machine import Busy, busy_counts, print_header  # noqa: E402
 
 START, END, SEED = dt.date(2013, 12, 1), dt.date(2018, 12, 1), 0
 R2_BAR = 0.7
@@ -61,18 +61,6 @@ RATED = "rated/enriched"
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def conditions_arg(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"received {text!r}; expected comma-separated counts like 0,1,2"
-        ) from None
-    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"received {text!r}; expected distinct counts >= 0 like 0,1,2")
-    return values
 
 
 @dataclass
@@ -347,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scans", type=int, default=3000, help="scans backfilled per condition")
     parser.add_argument(
         "--conditions",
-        type=conditions_arg,
+        type=busy_counts,
         default=[0, 1, 2],
         help="busy-loop process counts (default 0,1,2)",
     )

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._machine import Busy, cpu_model  # noqa: E402
+from bench._machine import Busy, busy_counts, cpu_model  # noqa: E402
 from technic_ml.contracts import parse_record  # noqa: E402
 from technic_ml.history import ScanHistoryStore  # noqa: E402
 from technic_ml.nyse import NY  # noqa: E402
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated file and store")
     parser.add_argument(
         "--busy",
-        type=_busy_counts,
+        type=busy_counts,
         default=[0, 1],
         help="competing busy-loop processes during the imports, one set of runs per count (default 0,1)",
     )
@@ -186,16 +186,6 @@ def open_store(root: Path):
 
         return DeltaHistoryStore(root, quarantine_dir=root.parent / "quarantine")
     return ScanHistoryStore(root)
-
-
-def _busy_counts(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"received {text!r}; expected distinct counts >= 0 like 0,1")
-    return values
 
 
 def run(work: Path, n: int, workers: int | None, import_runs: int, busy_counts: list[int]) -> int:

@@ -257,7 +257,7 @@ class SharedPresetsHistory(PresetsHistory):
                 documents.append(_check(json.loads(raw), self.store.key("history", name)))
             except ValueError as exc:
                 raise StoreError(f"{self.store.key('history', name)}: {exc}") from None
-        return sorted(documents, key=lambda d: str(d["generated_at"]))
+        return sorted(documents, key=_generated)
 
 
 def _replaceable_latest(history) -> dict[str, Any] | None:
@@ -298,4 +298,10 @@ def _check(document: Any, where: str) -> dict[str, Any]:
     missing = [k for k in ("presets_id", "generated_at", "presets", "provenance") if k not in document]
     if missing:
         raise StoreError(f"{where}: missing {missing}; expected a complete presets document")
+    try:
+        _generated(document)  # which presets are the latest is decided on this instant
+    except (TypeError, ValueError):
+        raise StoreError(
+            f"{where}: generated_at {document['generated_at']!r}; expected an ISO 8601 date-time"
+        ) from None
     return document

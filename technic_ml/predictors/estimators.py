@@ -364,7 +364,7 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         base = getattr(self.estimator_, "base_", self.estimator_)
         # Boosting iterations of the serving model (trees of a forest): scikit-learn's n_iter_.
         self.n_iter_ = int(getattr(base, "n_iter_", None) or len(getattr(base, "estimators_", ())))
-        self.runtime_ = flatten(getattr(self.estimator_, "base_", self.estimator_))
+        self.runtime_ = flatten(base)
         self.scale_runtime_ = None if self.scale_model_ is None else flatten(self.scale_model_)
         self._fit_extra(X[:n_fit], y[:n_fit])
         return self

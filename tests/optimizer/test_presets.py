@@ -154,3 +154,10 @@ def test_an_unreadable_latest_file_is_replaced_by_the_next_save(tmp_path, docume
         assert history.save(document) is True
     assert history.latest()["presets_id"] == document["presets_id"]
     assert "replace it" in caplog.text
+
+
+def test_a_document_without_a_readable_generated_at_is_refused_naming_it(tmp_path, document):
+    history = PresetsHistory(tmp_path / "presets")
+    with pytest.raises(StoreError, match="generated_at 'yesterday'; expected an ISO 8601 date-time"):
+        history.save({**document, "generated_at": "yesterday"})
+    assert history.history() == [] and history.latest() is None
