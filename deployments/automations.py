@@ -1,13 +1,15 @@
 """The automation that closes the live loop: a degraded model triggers ``train-predictors``.
 
 The ``model-monitor`` flow emits ``technic-ml.model.degraded`` (the model as its resource, the
-figures as payload) whenever a champion crosses a threshold (``technic_ml.monitor``); every such
-event shows in the UI's event feed. It labels the event ``technic-ml.retrain: requested`` unless
-this automation already started a ``train-predictors`` run within the cooldown
-(``TECHNIC_RETRAIN_COOLDOWN_MINUTES``), and this automation runs ``train-predictors`` only on
-requested ones. Prefect's own trigger window (``within`` = the cooldown) is a second guard: its
-windows are fixed, laid end to end, so alone it could let two runs through seconds apart across a
-window boundary; the monitor's check of the actual runs is the exact one.
+figures and its target as payload) whenever a champion crosses a threshold
+(``technic_ml.monitor``); every such event shows in the UI's event feed. It labels the event
+``technic-ml.retrain: requested`` unless this automation already started a ``train-predictors``
+run for that target within the cooldown (``TECHNIC_RETRAIN_COOLDOWN_MINUTES``), and this
+automation runs ``train-predictors`` only on requested ones, for the degraded model's target
+alone: retraining a healthy model too would replace it on the noise of one training run.
+Prefect's own trigger window (``within`` = the cooldown, one window per model) is a second guard:
+its windows are fixed, laid end to end, so alone it could let two runs through seconds apart
+across a window boundary; the monitor's check of the actual runs is the exact one.
 
 :func:`ensure_retrain_automation` is idempotent: it compares the automation on the server with the
 one defined here and changes it only when they differ (an update gives the trigger a new id,
@@ -29,6 +31,8 @@ from tasks.monitor import TRAIN_DEPLOYMENT
 from technic_ml.monitor.report import DEGRADED_EVENT, RETRAIN_LABEL
 
 RETRAIN_AUTOMATION = "technic-ml: retrain a degraded model"
+#: The degraded event's target (``technic_ml.monitor.report``), as a Prefect template.
+TARGET_TEMPLATE = "{{ event.payload.target }}"
 
 
 def retrain_automation(deployment_id: UUID, cooldown_minutes: int) -> Automation:
@@ -44,6 +48,7 @@ def retrain_automation(deployment_id: UUID, cooldown_minutes: int) -> Automation
         trigger=EventTrigger(
             expect={DEGRADED_EVENT},
             match={"prefect.resource.id": "technic-ml.model.*", RETRAIN_LABEL: "requested"},
+            for_each={"prefect.resource.id"},  # one window per model: each degrades on its own
             posture=Posture.Reactive,
             threshold=1,
             within=dt.timedelta(minutes=cooldown_minutes),
@@ -52,7 +57,8 @@ def retrain_automation(deployment_id: UUID, cooldown_minutes: int) -> Automation
             RunDeployment(
                 source="selected",
                 deployment_id=deployment_id,
-                parameters={"params": {"skip_non_trading_days": False}},
+                # Rendered by the server from the triggering event: ["count"] or ["duration"].
+                parameters={"params": {"skip_non_trading_days": False, "targets": [TARGET_TEMPLATE]}},
             )
         ],
     )

@@ -12,9 +12,9 @@ that data root. Then, session by session (``technic_ml.replay``):
    (``POST /scan/outcome`` by ``scan_id``), into that policy's ledger;
 3. per policy that learns, the day's scanner log goes to its inbox and the ``collect-history``
    flow imports it; ``nightly`` then runs ``train-predictors``; ``monitor`` runs ``model-monitor``
-   and, when a model is degraded and the last retrain is ``cooldown_days`` sessions ago or more,
-   ``train-predictors`` (the retrain automation's rule, on the replay's clock: the automation
-   itself is exercised by the end-to-end test against a served deployment);
+   and, for each degraded model whose last retrain is ``cooldown_days`` sessions ago or more,
+   ``train-predictors`` on its target (the retrain automation's rule, on the replay's clock: the
+   automation itself is exercised by the end-to-end test against a served deployment);
 4. the API reloads the champions a training published.
 
 Flows run on Prefect's ephemeral server unless ``PREFECT_API_URL`` names one. The result is each
@@ -180,7 +180,7 @@ def run_replay(
         )
         clients[policy] = TestClient(create_app(apis[policy], reload=False)).__enter__()
     retrains: dict[str, list[tuple[dt.date, str]]] = {p: [] for p in policies}
-    last_retrain: dict[str, int] = {}
+    last_retrain: dict[tuple[str, str], int] = {}  # (policy, target) -> session index
     try:
         for i, day in enumerate(days):
             replay.run_day(day, market, truth, timing_runs=timing_runs)
@@ -210,26 +210,27 @@ def run_replay(
                     continue
                 replay.ship_day(day, truth, roots[policy] / "inbox")
                 timed("collect-history", collect_history)
-                why = None
+                why, targets = None, retrain_targets
                 if policy == "nightly":
                     why = "nightly"
                 else:
                     report = timed("model-monitor", model_monitor, MonitorParams(skip_non_trading_days=False))
-                    since = i - last_retrain.get(policy, -(10**9))
                     # Only what a retrain retrains: a finding about a target it leaves alone
                     # would retrain again every cooldown and fix nothing.
-                    findings = [
-                        f"{t}: {f}"
+                    due = {
+                        t: m["findings"]
                         for t, m in (report or {}).get("models", {}).items()
-                        if t in retrain_targets
-                        for f in m["findings"]
-                    ]
-                    if findings and since >= cooldown_days:
-                        why = "; ".join(findings)
+                        if t in retrain_targets and m["findings"]
+                        and i - last_retrain.get((policy, t), -(10**9)) >= cooldown_days
+                    }  # fmt: skip
+                    if due:
+                        targets = tuple(t for t in TARGETS if t in due)
+                        why = "; ".join(f"{t}: {f}" for t, fs in due.items() for f in fs)
                 if why:
-                    result = train(close, retrain_targets)
+                    result = train(close, targets)
                     retrains[policy].append((day.session, why))
-                    last_retrain[policy] = i
+                    for t in targets:
+                        last_retrain[(policy, t)] = i
                     apis[policy].refresh()
                     log(f"{day.session} {policy}: retrained ({why[:120]}): {result['state']}")
             if (i + 1) % 20 == 0 or i + 1 == len(days):

@@ -6,8 +6,8 @@ outcomes, and input drift of the scans collected since its training window (``te
 as an artifact with plots. A challenger the promotion rule favours becomes champion, with the
 reason in the alias history. Every model with a champion gets an event: ``technic-ml.model.healthy``
 or ``technic-ml.model.degraded``; a degraded one asks the retrain automation
-(``deployments/automations.py``) to run ``train-predictors`` unless it already did within the
-cooldown. A degraded model is an outcome, not an error: the run ends Completed, with WARNINGs.
+(``deployments/automations.py``) to run ``train-predictors`` on its target unless it already did
+within the cooldown. A degraded model is an outcome, not an error: the run ends Completed, with WARNINGs.
 """
 
 from __future__ import annotations
@@ -52,17 +52,19 @@ def model_monitor(params: MonitorParams | None = None) -> dict | None:
     report = monitor.monitor_models(outcomes, registry, history, thresholds)
     artifacts.monitor_artifacts(report, outcomes)
     promoted = monitor.promote_challengers(registry, report) if params.promote else []
-    retrained = monitor.recent_retrains(settings.retrain_cooldown_minutes) if report.degraded else []
-    monitor.emit_events(report.events("suppressed" if retrained else "requested") + promoted)
+    retrained = monitor.recent_retrains(settings.retrain_cooldown_minutes) if report.degraded else {}
+    monitor.emit_events(report.events(suppressed=retrained) + promoted)
 
     for m in report.degraded:
         logger.warning("%s degraded: %s", m.model, "; ".join(m.findings))
-    if report.degraded and retrained:
-        logger.warning(
-            "retrain not requested: the automation ran train-predictors within %d minutes (%s)",
-            settings.retrain_cooldown_minutes,
-            ", ".join(retrained),
-        )
+        if runs := retrained.get(m.target):
+            logger.warning(
+                "%s: retrain not requested: the automation ran train-predictors for it within %d"
+                " minutes (%s)",
+                m.model,
+                settings.retrain_cooldown_minutes,
+                ", ".join(runs),
+            )
     for e in promoted:
         logger.info("%s: promoted %s (%s)", e["resource"]["prefect.resource.name"],
                     e["resource"]["technic-ml.version"], e["payload"]["reason"])  # fmt: skip

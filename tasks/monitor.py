@@ -48,15 +48,15 @@ def promote_challengers(registry: ModelRegistry, monitored: report.MonitorReport
 
 
 @task(retries=1, retry_delay_seconds=5)
-def recent_retrains(cooldown_minutes: int) -> list[str]:
-    """Names of train-predictors runs an automation created within the cooldown (none when the
-    deployment does not exist, e.g. an ad-hoc run on an ephemeral server: nothing to trigger)."""
+def recent_retrains(cooldown_minutes: int) -> dict[str, list[str]]:
+    """Per target, the train-predictors runs an automation created within the cooldown that retrain
+    it (none when the deployment does not exist, e.g. an ad-hoc run on an ephemeral server)."""
     since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=cooldown_minutes)
     with get_client(sync_client=True) as client:
         try:
             deployment = client.read_deployment_by_name(TRAIN_DEPLOYMENT)
         except ObjectNotFound:
-            return []
+            return {}
         runs = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
             flow_run_filter=FlowRunFilter(
@@ -64,7 +64,11 @@ def recent_retrains(cooldown_minutes: int) -> list[str]:
                 expected_start_time=FlowRunFilterExpectedStartTime(after_=since),
             ),
         )
-    return [r.name for r in runs]
+    out: dict[str, list[str]] = {}
+    for run in runs:
+        for target in report.retrained_targets(run.parameters):
+            out.setdefault(target, []).append(run.name)
+    return out
 
 
 @task

@@ -16,6 +16,7 @@ rows against thousands), so a fixed 0.25 would flag small windows that did not m
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from technic_ml.errors import RegistryError
 from technic_ml.monitor.drift import DEFAULT_INPUTS, MARKET_INPUTS, DriftResult, input_drift, outside_support
 from technic_ml.monitor.live import LivePerformance, Thresholds, live_performance
 from technic_ml.monitor.promotion import Comparison, compare
+from technic_ml.predictors.features import TARGETS
 from technic_ml.predictors.registry import MODEL_NAMES, ModelRegistry
 
 DEGRADED_EVENT = "technic-ml.model.degraded"
@@ -44,6 +46,13 @@ def resource(model: str, version: str | None) -> dict[str, str]:
         "prefect.resource.name": model,
         "technic-ml.version": version or "none",
     }
+
+
+def retrained_targets(parameters: Mapping[str, Any]) -> tuple[str, ...]:
+    """The targets a train-predictors run retrains, from its run parameters (``{"params":
+    {"targets": [...]}}``; a run without them trains every target, the flow's default)."""
+    targets = (parameters.get("params") or {}).get("targets") or TARGETS
+    return tuple(t for t in TARGETS if t in targets)
 
 
 def gate_failed_event(model: str, version: str | None, target: str, reason: str) -> dict[str, Any]:
@@ -106,12 +115,12 @@ class MonitorReport:
     def degraded(self) -> list[ModelReport]:
         return [m for m in self.models.values() if m.degraded]
 
-    def events(self, retrain: str = "requested") -> list[dict[str, Any]]:
+    def events(self, suppressed: Collection[str] = ()) -> list[dict[str, Any]]:
         """The events to emit: degraded or healthy per model with a champion (a monitor that only
         speaks when something breaks cannot be told apart from one that stopped running).
 
-        ``retrain`` labels degraded events (:data:`RETRAIN_LABEL`): ``requested`` or
-        ``suppressed`` (a retrain already ran within the cooldown)."""
+        A degraded event is labelled (:data:`RETRAIN_LABEL`) ``requested``, or ``suppressed``
+        when its target is in ``suppressed`` (a retrain of it already ran within the cooldown)."""
         out = []
         for m in self.models.values():
             if m.champion is None:
@@ -130,6 +139,7 @@ class MonitorReport:
                 "abstain_share": c.abstain_share,
                 "drifted": [d.column for d in m.drift if d.drifted],
             }
+            retrain = "suppressed" if m.target in suppressed else "requested"
             labels = {RETRAIN_LABEL: retrain} if m.degraded else {}
             out.append(
                 {

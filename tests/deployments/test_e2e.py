@@ -142,6 +142,8 @@ def _degraded_outcomes_retrain_by_automation(env, api, client, names, data_root,
         return runs or None
 
     [run] = _wait_for(automated_runs, 60, "the automation's train-predictors run")
+    # Only the degraded model's target is retrained: the server rendered it from the event.
+    assert run["parameters"]["params"]["targets"] == ["count"], run["parameters"]
     final = {"COMPLETED", "FAILED"}
 
     def finished():

@@ -109,12 +109,16 @@ def test_a_degraded_champion_triggers_one_retrain_within_the_cooldown(with_champ
     assert degraded[0].payload["coverage"] == 0 and degraded[0].payload["n_outcomes"] == 80
     runs = _wait(lambda: len(_automated_runs(deployment_id)) > before and _automated_runs(deployment_id))
     assert runs and len(runs) == before + 1, "the automation did not run train-predictors"
+    # The server rendered the degraded event's target into the run's parameters: the healthy
+    # duration model is not retrained along with it.
+    [new] = [r for r in runs if r.parameters["params"].get("targets") == ["count"]]
+    assert new.parameters["params"]["skip_non_trading_days"] is False
 
     # Still degraded an hour later (here: at once): the request is suppressed, no second run.
     again = model_monitor(MonitorParams(), return_state=True)
     assert again.is_completed(), again.message
     warnings = [log.message for log in logs_of(run_id(again)) if log.level >= 30]
-    assert any("retrain not requested: the automation ran train-predictors within 360" in m
-               for m in warnings), warnings  # fmt: skip
+    assert any(m.startswith("result-count: retrain not requested: the automation ran train-predictors"
+                            " for it within 360") for m in warnings), warnings  # fmt: skip
     time.sleep(3)
     assert len(_automated_runs(deployment_id)) == before + 1

@@ -16,8 +16,10 @@ from technic_ml.monitor.report import (
     DEGRADED_EVENT,
     HEALTHY_EVENT,
     PROMOTED_EVENT,
+    RETRAIN_LABEL,
     monitor_models,
     promote_challengers,
+    retrained_targets,
     sampling_psi,
 )
 from technic_ml.predictors.registry import ModelRegistry
@@ -74,6 +76,27 @@ def test_a_healthy_champion_emits_healthy_and_a_failing_one_degraded(registry):
     [event] = report.events()
     assert event["event"] == DEGRADED_EVENT and event["payload"]["coverage"] == 0
     assert any("below the floor" in f for f in event["payload"]["findings"])
+    # The payload names the target: the retrain automation retrains that one alone.
+    assert event["payload"]["target"] == "count"
+    assert event["resource"][RETRAIN_LABEL] == "requested"
+    [event] = report.events(suppressed={"count"})  # a retrain of it ran within the cooldown
+    assert event["resource"][RETRAIN_LABEL] == "suppressed"
+    [event] = report.events(suppressed={"duration"})  # another target's retrain says nothing of it
+    assert event["resource"][RETRAIN_LABEL] == "requested"
+
+
+@pytest.mark.parametrize(
+    "parameters, expected",
+    [
+        ({"params": {"targets": ["count"]}}, ("count",)),
+        ({"params": {"targets": ["duration", "count"]}}, ("count", "duration")),
+        ({"params": {"skip_non_trading_days": False}}, ("count", "duration")),  # the flow's default
+        ({}, ("count", "duration")),
+        ({"params": None}, ("count", "duration")),
+    ],
+)
+def test_retrained_targets_reads_a_train_predictors_runs_parameters(parameters, expected):
+    assert retrained_targets(parameters) == expected
 
 
 def test_drift_is_judged_beyond_sampling_noise(registry):
