@@ -175,6 +175,6 @@ def _matrix(fs, values: list[dict[str, float]]) -> np.ndarray:
 def _common_reasons(model, values: list[dict[str, float]], sample: int = 50) -> str:
     """The out-of-range reasons every sampled candidate shares (market conditions, usually)."""
     rows = values[:: max(1, len(values) // sample)]
-    found = [set(model.out_of_range(vector(model.features, v))) for v in rows]
+    found = [set(model.range_check(vector(model.features, v))[1]) for v in rows]
     common = set.intersection(*found) if found else set()
     return "; ".join(sorted(common)) or "each candidate for its own reasons"

@@ -20,9 +20,19 @@ Models (``model=``):
   ``duration = work x rate[source]`` (:mod:`.rated`); ``DurationPredictor.recalibrate`` moves a
   source's rate from a few scans.
 
-``predict_one`` is the serving path: one feature row in, a :class:`Prediction` out, through the
-compiled flat-tree runtime (:mod:`.runtime`). Against the range each feature had in training
-(:meth:`_TreePredictor.range_check`):
+Two prediction surfaces, each with one verb per shape:
+
+* the **model** (scikit-learn's and MAPIE's contract, on the fitted scikit-learn objects):
+  ``predict(X)`` the point, ``predict_interval(X)`` (point, lower, upper) at ``coverage``; what
+  the compiled runtime is tested against;
+* **serving** (the API, the optimizer, validation), through the compiled flat-tree runtime
+  (:mod:`.runtime`) and the range rule below: ``predict_one(x)`` one feature row in, a
+  :class:`Prediction` out; ``predict_batch(X)`` the same for many rows, as arrays (with
+  ``range_rule=False`` the model's own answer on every row, what validation scores). The API's
+  fast path walks both predictors' ensembles in one compiled call and hands ``predict_one`` the
+  scores (``scores=``) instead of letting it walk them.
+
+Against the range each feature had in training (:meth:`_TreePredictor.range_check`):
 
 * a **missing** input: abstain (no number), naming it;
 * a **continuous** feature (``EXTRAPOLATABLE``: sizes, thresholds, market levels) above its
@@ -467,47 +477,32 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             return None, abstain
         return widen, extrapolating
 
-    def out_of_range(self, x: np.ndarray) -> list[str]:
-        """Why a row is outside what the model was trained on (empty: inside)."""
-        check_is_fitted(self)
-        reasons = []
-        lo, hi = self.feature_range_
-        for j, name in enumerate(self._column_names()):
-            v = x[j]
-            if not np.isfinite(v):
-                reasons.append(f"{name}: missing")
-            elif v < lo[j] or v > hi[j]:
-                reasons.append(f"{name}={_fmt(v)} outside the training range [{_fmt(lo[j])}, {_fmt(hi[j])}]")
-        return reasons
-
-    def predict_one(
-        self, x: np.ndarray, *, version: str | None = None, coverage_verified: float | None = None
-    ) -> Prediction:
-        """Serve one feature row (see :func:`technic_ml.predictors.features.feature_vector`)."""
-        if not hasattr(self, "runtime_"):  # check_is_fitted scans every attribute: 10 µs a call
-            check_is_fitted(self)
-        if x.dtype != np.float64 or not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x, dtype=np.float64)
-        if x.shape != (self.n_features_in_,):
-            raise ValueError(f"x: received shape {x.shape}; expected ({self.n_features_in_},)")
-        scores = [e.predict_row(x) for e in self.serving_ensembles()]
-        return self.predict_scored(x, scores, version=version, coverage_verified=coverage_verified)
-
     def serving_ensembles(self) -> list:
-        """The compiled ensembles a prediction walks, in the order :meth:`predict_scored` takes
-        their outputs: the point, then the interval's scale (adaptive intervals only)."""
+        """The compiled ensembles a served prediction walks, in the order ``predict_one(scores=)``
+        takes their outputs: the point, then the interval's scale (adaptive intervals only)."""
         return [self.runtime_] if self.scale_runtime_ is None else [self.runtime_, self.scale_runtime_]
 
-    def predict_scored(
+    def predict_one(
         self,
         x: np.ndarray,
-        scores: list[float],
         *,
+        scores: list[float] | None = None,
         version: str | None = None,
         coverage_verified: float | None = None,
     ) -> Prediction:
-        """:meth:`predict_one` from the outputs of :meth:`serving_ensembles` on ``x``, computed
-        elsewhere (the serving path walks both predictors' ensembles in one compiled call)."""
+        """Serve one feature row (see :func:`technic_ml.predictors.features.feature_vector`).
+
+        ``scores``: the outputs of :meth:`serving_ensembles` on ``x`` when the caller already
+        computed them (the API walks both predictors' ensembles in one compiled call); by default
+        this walks them itself."""
+        if scores is None:
+            if not hasattr(self, "runtime_"):  # check_is_fitted scans every attribute: 10 µs a call
+                check_is_fitted(self)
+            if x.dtype != np.float64 or not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x, dtype=np.float64)
+            if x.shape != (self.n_features_in_,):
+                raise ValueError(f"x: received shape {x.shape}; expected ({self.n_features_in_},)")
+            scores = [e.predict_row(x) for e in self.serving_ensembles()]
         # One compiled test on the fast path; the range rule only when it fails (NaN fails).
         widen, notes = 1.0, []
         if not _inside(x, *self.feature_range_):
@@ -548,12 +543,14 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
             coverage_verified=coverage_verified,
         )
 
-    def predict_batch(self, X: np.ndarray) -> dict[str, np.ndarray]:
+    def predict_batch(self, X: np.ndarray, *, range_rule: bool = True) -> dict[str, np.ndarray]:
         """:meth:`predict_one` for many rows at once, as arrays (the optimizer's path).
 
         ``in_range`` is False where ``predict_one`` would abstain; the other arrays hold NaN there.
         ``extrapolated`` marks rows predicted under the range rule (intervals widened).
         Same compiled runtime and the same conformal band as ``predict_one`` (tested to agree).
+        ``range_rule=False`` predicts every row as the model stands, neither abstaining nor
+        widening (what validation scores: the numbers of :meth:`predict_interval`).
         """
         if not hasattr(self, "runtime_"):
             check_is_fitted(self)
@@ -561,7 +558,7 @@ class _TreePredictor(RegressorMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X: received shape {X.shape}; expected (n, {self.n_features_in_})")
         lo, hi = self.feature_range_
-        inside = ((lo <= X) & (hi >= X)).all(axis=1)
+        inside = ((lo <= X) & (hi >= X)).all(axis=1) if range_rule else np.ones(len(X), dtype=bool)
         widen = np.ones(len(X))
         for i in np.flatnonzero(~inside):  # the range rule, row by row: few rows are outside
             factor, _ = self.range_check(X[i])
@@ -666,14 +663,6 @@ class ResultCountPredictor(_TreePredictor):
         point, lower, upper = super().predict_interval(X)
         lower, upper = integer_interval(lower, upper)
         return point, lower, upper
-
-    def predict_p_empty(self, X) -> np.ndarray:
-        self._require_estimators("predict_p_empty")
-        X = self._check_X(X, fitting=False)
-        if self.empty_classifier_ is None:
-            return np.full(len(X), self.empty_rate_)
-        with self._threads():
-            return self.empty_classifier_.predict_proba(X)[:, 1]
 
     def _batch_extra(self, rows, in_range, out) -> None:
         lo, hi = integer_interval(out["lower"][in_range], out["upper"][in_range])

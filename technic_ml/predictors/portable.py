@@ -9,8 +9,8 @@ duration model, its rates and bands. :func:`dumps` writes exactly those into one
 loading runs no code), and :func:`loads` rebuilds a predictor that serves the same numbers bit for
 bit under any numpy, scikit-learn or numba version.
 
-A predictor loaded this way is *serving only*: ``predict_one``, ``predict_scored``,
-``predict_batch`` and ``serving_ensembles`` work; ``predict``, ``predict_interval`` and
+A predictor loaded this way is *serving only*: ``predict_one``, ``predict_batch`` (with or without
+the range rule) and ``serving_ensembles`` work; ``predict``, ``predict_interval`` and
 ``recalibrate`` need the fitted scikit-learn objects and say so (``ModelRegistry.load(...,
 fitted=True)`` gives them, under the versions they were written with).
 

@@ -146,9 +146,9 @@ class Predictors:
             scores = fused.predict(X).tolist()
             start = 0
             for row, (target, model, columns, n) in enumerate(layout):
-                prediction = model.predictor.predict_scored(
+                prediction = model.predictor.predict_one(
                     X[row, : len(columns)],
-                    scores[start : start + n],
+                    scores=scores[start : start + n],
                     version=model.version,
                     coverage_verified=model.verified_coverage,
                 )

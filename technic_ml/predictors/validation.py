@@ -216,10 +216,13 @@ def _model_fold(predictor, data: Dataset, fold: Fold, target: str) -> tuple[dict
     y_train, y_test = train.y(target), test.y(target)
     predictor.fit(train.X(fs), y_train, timestamps=train.timestamp)
     X_test = test.X(fs)
-    point, lower, upper = predictor.predict_interval(X_test)
+    # The served numbers (the compiled runtime), on every row: how serving's range rule treats
+    # the holdout is reported apart (serving_shares).
+    model = predictor.predict_batch(X_test.to_numpy(dtype=np.float64), range_rule=False)
+    point, lower, upper = model["point"], model["lower"], model["upper"]
     metrics = regression_report(y_test, point, lower, upper, count=target == "count")
     if target == "count":
-        metrics["brier_empty"] = brier(y_test == 0, predictor.predict_p_empty(X_test))
+        metrics["brier_empty"] = brier(y_test == 0, model["p_empty"])
     metrics.update(serving_shares(predictor, X_test, y_test))
     # In-sample error on the rows the model learned from (not the calibration slice).
     n_fit = predictor.n_train_

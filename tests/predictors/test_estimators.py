@@ -100,16 +100,24 @@ def test_fit_returns_self_with_trailing_underscore_attributes(count_data, fitted
     assert fitted_count.feature_range_.shape == (2, X.shape[1])
 
 
-def test_serving_row_equals_batch_prediction(count_data, fitted_count):
+def test_the_serving_surface_serves_the_models_numbers(count_data, fitted_count):
+    """predict_one, predict_one on scores walked elsewhere, and predict_batch (the compiled
+    runtime) give predict_interval's numbers and the classifier's P(empty)."""
     X, _, _ = count_data
     point, lower, upper = fitted_count.predict_interval(X.iloc[:40])
-    p_empty = fitted_count.predict_p_empty(X.iloc[:40])
+    p_empty = fitted_count.empty_classifier_.predict_proba(X.iloc[:40])[:, 1]
+    batch = fitted_count.predict_batch(X.iloc[:40].to_numpy())
     for i in range(40):
-        one = fitted_count.predict_one(X.iloc[i].to_numpy(), version="v1")
+        x = X.iloc[i].to_numpy()
+        one = fitted_count.predict_one(x, version="v1")
         assert one.state == "model" and one.version == "v1" and one.coverage == 0.9
         assert one.value == pytest.approx(point[i], rel=1e-9)
         assert (one.lower, one.upper) == (lower[i], upper[i])
         assert one.p_empty == pytest.approx(p_empty[i], rel=1e-9)
+        served = tuple(batch[k][i] for k in ("point", "lower", "upper", "p_empty"))
+        assert served == pytest.approx((one.value, one.lower, one.upper, one.p_empty), rel=1e-12)
+        scores = [e.predict_row(x) for e in fitted_count.serving_ensembles()]
+        assert fitted_count.predict_one(x, scores=scores, version="v1") == one
 
 
 def test_count_intervals_are_integers_around_the_point(count_data, fitted_count):

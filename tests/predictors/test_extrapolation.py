@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from technic_ml.predictors.estimators import EXTRAPOLATION_MARGIN, DurationPredictor, ResultCountPredictor
@@ -90,6 +91,14 @@ def test_batch_and_single_row_agree_under_the_rule(count_model):
         assert (out["point"][i], out["lower"][i], out["upper"][i]) == pytest.approx(
             (p.value, p.lower, p.upper)
         )
+    # Without the rule every row gets the model's own answer, unwidened: predict_interval's.
+    raw = model.predict_batch(rows, range_rule=False)
+    assert raw["in_range"].all() and not raw["extrapolated"].any()
+    frame = pd.DataFrame(rows, columns=X.columns)
+    wanted = model.predict_interval(frame)
+    for got, want in zip((raw["point"], raw["lower"], raw["upper"]), wanted, strict=True):
+        assert got == pytest.approx(want, rel=1e-9)
+    assert raw["upper"][1] - raw["lower"][1] <= out["upper"][1] - out["lower"][1]
 
 
 def test_a_fold_whose_universe_was_smaller_in_training_is_served_not_abstained():
