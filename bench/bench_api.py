@@ -61,7 +61,7 @@ def _champions(root: Path) -> None:
 
     from technic_ml.backfill import plan_backfill, run_plan
     from technic_ml.history import ScanHistoryStore
-    from technic_ml.jobs import training_data
+    from technic_ml.jobs.predictors import training_data
     from technic_ml.market_data import open_market_data
     from technic_ml.predictors.registry import ModelRegistry
     from technic_ml.predictors.training import FoldPlan, publish_predictors, train_predictors

@@ -210,7 +210,7 @@ def main() -> int:
     print(f"   count {models['count'].predict_one(rows_x['count'])}")
 
     # 6. the original 150 records -----------------------------------------------------------------
-    from technic_ml.jobs import sample_scan_log
+    from technic_ml.history.jsonl import sample_scan_log
     from technic_ml.predictors.registry import ModelRegistry
 
     with tempfile.TemporaryDirectory() as tmp:

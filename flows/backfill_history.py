@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tasks import history
 from tasks.artifacts import BackfillProgress, backfill_artifact
 from tasks.backfill import backfill_chunk, plan_backfill
-from technic_ml import jobs
 from technic_ml.backfill import (
     BACKFILL_SCANS,
     BACKFILL_SEED,
@@ -115,4 +114,4 @@ def backfill_history(params: BackfillParams | None = None) -> dict:
         logger.info("%s", compaction)
     backfill_artifact(total, len(chunks))
     logger.info("%s", total)
-    return jobs.backfill_dict(total) | {"chunks": len(chunks)}
+    return total.to_dict() | {"chunks": len(chunks)}

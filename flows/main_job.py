@@ -19,8 +19,9 @@ from flows.backfill_history import BackfillParams, backfill_history
 from flows.daily_presets import PresetsParams, daily_presets
 from flows.train_predictors import TrainParams, train_predictors
 from tasks import artifacts, market
-from technic_ml import jobs, stores
-from technic_ml.backfill import BACKFILL_SCANS
+from technic_ml import stores
+from technic_ml.backfill import BACKFILL_SCANS, main_backfill_window
+from technic_ml.jobs.reports import write_reports
 from technic_ml.predictors.registry import registry_summary
 from technic_ml.settings import TechnicSettings
 
@@ -37,7 +38,7 @@ def main_job(
     artifacts.snapshot_artifact(snapshot)
 
     backfill = None
-    window = jobs.main_backfill_window(settings, snapshot)
+    window = main_backfill_window(settings, snapshot.last_bar)
     if n_scans and window:
         backfill = backfill_history(BackfillParams(start=window[0], end=window[1], n_scans=n_scans))
     elif n_scans:
@@ -55,7 +56,7 @@ def main_job(
     registry = stores.model_registry(settings)
     where = stores.describe(settings)
     summary = {
-        **jobs.snapshot_dict(snapshot),
+        **snapshot.to_dict(),
         "backfill": backfill,
         "train_predictors": training,
         "predictors": registry_summary(registry),
@@ -67,4 +68,4 @@ def main_job(
             "presets": f"{where['presets']}/latest.json",
         },
     }
-    return jobs.write_reports(settings, summary)
+    return write_reports(settings, summary)

@@ -11,7 +11,6 @@ from prefect import flow, get_run_logger
 
 from flows import scheduled_day_check
 from tasks import artifacts, market
-from technic_ml import jobs
 from technic_ml.settings import TechnicSettings
 
 
@@ -29,4 +28,4 @@ def market_snapshot(as_of: str | None = None, skip_non_trading_days: bool = True
     artifacts.snapshot_artifact(snapshot)
     if snapshot.conditions.degraded:
         logger.warning("snapshot DEGRADED: %s", "; ".join(snapshot.conditions.degraded_reasons or []))
-    return jobs.snapshot_dict(snapshot)
+    return snapshot.to_dict()

@@ -21,7 +21,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from technic_ml import jobs
+from technic_ml.jobs.market import Snapshot
 from technic_ml.monitor import figures as monitor_figures
 from technic_ml.optimizer import reporting as presets_reporting
 from technic_ml.predictors import reporting, validation
@@ -43,7 +43,7 @@ def _rows(rows: list[dict]) -> list[dict]:
     return [{k: _cell(v) for k, v in row.items()} for row in rows]
 
 
-def snapshot_artifact(snapshot: jobs.Snapshot, *, skipped: str | None = None) -> None:
+def snapshot_artifact(snapshot: Snapshot, *, skipped: str | None = None) -> None:
     c = snapshot.conditions
     status = "**DEGRADED**: " + "; ".join(c.degraded_reasons or []) if c.degraded else "complete"
     lines = [

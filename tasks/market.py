@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from technic_ml import jobs
 from technic_ml.errors import MarketDataUnavailable
+from technic_ml.jobs import market
 from technic_ml.settings import TechnicSettings
 
 
@@ -21,5 +21,5 @@ def _transient(task, task_run, state) -> bool:
 
 
 @task(retries=2, retry_delay_seconds=[5, 20], retry_condition_fn=_transient, log_prints=True)
-def take_snapshot(settings: TechnicSettings, as_of: str | None = None) -> jobs.Snapshot:
-    return jobs.take_snapshot(settings, as_of)
+def take_snapshot(settings: TechnicSettings, as_of: str | None = None) -> market.Snapshot:
+    return market.take_snapshot(settings, as_of)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from technic_ml import jobs
+from technic_ml.jobs import predictors as steps  # not technic_ml.predictors
 from technic_ml.predictors import training
 from technic_ml.predictors.features import Dataset
 from technic_ml.predictors.registry import ModelRegistry
@@ -14,7 +14,7 @@ from technic_ml.settings import TechnicSettings
 
 @task
 def training_data(settings: TechnicSettings) -> tuple[Dataset, str]:
-    return jobs.training_data(settings)
+    return steps.training_data(settings)
 
 
 @task(task_run_name="validate-{target}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from technic_ml import jobs, optimizer
+from technic_ml import optimizer
 from technic_ml.contracts import MarketConditions
+from technic_ml.jobs import presets
 from technic_ml.optimizer import HotSectors
+from technic_ml.predictors.serving import Predictors
 from technic_ml.settings import TechnicSettings
 
 # The predictors carry the universe panel (about 100 MB on the real data): hashing it for a cache
@@ -15,18 +17,18 @@ from technic_ml.settings import TechnicSettings
 
 
 @task(cache_policy=NO_CACHE)
-def load_predictors(settings: TechnicSettings, as_of):
-    return jobs.load_predictors(settings, as_of)
+def load_predictors(settings: TechnicSettings, as_of) -> Predictors:
+    return presets.load_predictors(settings, as_of)
 
 
 @task(cache_policy=NO_CACHE)
-def suggest_presets(predictors, conditions: MarketConditions) -> tuple[dict, int, float]:
-    return jobs.suggest_presets(predictors, conditions)
+def suggest_presets(predictors: Predictors, conditions: MarketConditions) -> tuple[dict, int, float]:
+    return presets.suggest_presets(predictors, conditions)
 
 
 @task(cache_policy=NO_CACHE)
 def rank_hot_sectors(settings: TechnicSettings, as_of, window_days: int = 30) -> HotSectors:
-    return jobs.rank_hot_sectors(settings, as_of, window_days)
+    return presets.rank_hot_sectors(settings, as_of, window_days)
 
 
 @task(cache_policy=NO_CACHE)
@@ -46,4 +48,4 @@ def daily_presets(
 
 @task(cache_policy=NO_CACHE)
 def save_presets(settings: TechnicSettings, document: dict) -> bool:
-    return jobs.save_presets(settings, document)
+    return presets.save_presets(settings, document)

@@ -17,7 +17,8 @@ wrap it. Modules, from the bottom up:
 * ``stores``: opens every store where the settings say it lives (local disk or a bucket).
 * ``api``: the prediction API and its ledger; ``monitor``: live performance, drift, promotion.
 * ``replay``: replaying real days (the harness that drives the flows is deployments/replay.py).
-* ``jobs``: the steps of the main job and the flows; ``cli``: the ``technic-ml`` command.
+* ``jobs``: the steps of the main job and the flows over the configured stores (module for module
+  with ``tasks/``); ``cli``: the ``technic-ml`` command.
 """
 
 __version__ = "0.1.0"

@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,6 +123,18 @@ class BackfillSummary:
     def scans_per_second(self) -> float:
         return self.ran / self.seconds if self.seconds > 0 else 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """What a run reports of it (the main job's summary, the backfill flow's result)."""
+        return {
+            "planned": self.planned,
+            "already_stored": self.skipped_existing,
+            "ran": self.ran,
+            "added": self.added,
+            "empty_scans": self.empty_scans,
+            "seconds": round(self.seconds, 3),
+            "data_source": self.data_source,
+        }
+
     def merge(self, other: BackfillSummary) -> BackfillSummary:
         return BackfillSummary(
             planned=self.planned + other.planned,
@@ -149,6 +162,17 @@ class BackfillSummary:
 def backfill_window(end: dt.date, years: int = BACKFILL_YEARS) -> tuple[dt.date, dt.date]:
     """``(start, end)``: the ``years`` of 365 days before ``end``, the window a default backfill covers."""
     return end - dt.timedelta(days=365 * years), end
+
+
+def main_backfill_window(
+    settings: TechnicSettings, last_bar: dt.date, years: int = BACKFILL_YEARS
+) -> tuple[dt.date, dt.date] | None:
+    """The main job's training history: the ``years`` before the snapshot's ``last_bar``, so a fresh
+    machine builds a history offline. None for a live source (yfinance): it would download years
+    of bars for the whole universe."""
+    if settings.market_source == "yfinance":
+        return None
+    return backfill_window(last_bar, years)
 
 
 def plan_backfill(

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deployments.cli import app  # the console script: library commands + run/serve/trigger
-from technic_ml.jobs import sample_scan_log
+from technic_ml.history.jsonl import sample_scan_log
 
 runner = CliRunner()
 

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from technic_ml.cli import app
-from technic_ml.jobs import sample_scan_log
+from technic_ml.history.jsonl import sample_scan_log
 
 runner = CliRunner()
 

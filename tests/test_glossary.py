@@ -50,3 +50,42 @@ def test_the_names_the_glossary_states():
     glossary = (REPO / "docs" / "glossary.md").read_text()
     for name in ("CompletedScan", "MARKET_SIGNALS", "MODEL_NAMES", "load_predictors", "plan_training"):
         assert name in glossary
+
+
+def test_every_library_path_the_glossary_names_exists():
+    """A dotted name in backticks whose first part is a library module (``jobs.market.take_snapshot``,
+    ``predictors.training.plan_training``) must resolve: a rename that misses the glossary fails."""
+    import importlib
+
+    import technic_ml
+
+    units = {p.stem if p.is_file() else p.name for p in (REPO / "technic_ml").iterdir()}
+    glossary = (REPO / "docs" / "glossary.md").read_text()
+    named = sorted(
+        {
+            path
+            for path in re.findall(r"`([a-z_]+(?:\.[A-Za-z_]+)+)`", glossary)
+            if path.split(".")[0] in units
+        }
+    )
+    assert len(named) > 15, named  # the glossary's paths are really read
+    unresolved = []
+    for path in named:
+        parts, obj = path.split("."), technic_ml
+        if parts[0] == "settings":  # settings.ledger_path: a field or property of the settings object
+            from technic_ml.settings import TechnicSettings
+
+            ok = parts[1] in TechnicSettings.model_fields or hasattr(TechnicSettings, parts[1])
+            unresolved += [] if ok else [path]
+            continue
+        for i, part in enumerate(parts):
+            try:
+                obj = (
+                    getattr(obj, part)
+                    if hasattr(obj, part)
+                    else importlib.import_module("technic_ml." + ".".join(parts[: i + 1]))
+                )
+            except ImportError:
+                unresolved.append(path)
+                break
+    assert unresolved == []

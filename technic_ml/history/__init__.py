@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from technic_ml.history.inbox import CollectedFile, CollectReport, collect_inbox
-    from technic_ml.history.jsonl import ImportSummary
+    from technic_ml.history.jsonl import ImportSummary, sample_scan_log
     from technic_ml.history.store import (
         AUTO_COMPACT_FILES,
         AddSummary,
@@ -36,6 +36,7 @@ _HOME = {
     "RetentionReport": "store",
     "ScanHistoryStore": "store",
     "collect_inbox": "inbox",
+    "sample_scan_log": "jsonl",
 }
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "RetentionReport",
     "ScanHistoryStore",
     "collect_inbox",
+    "sample_scan_log",
 ]
 
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from importlib import resources
 from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Literal
@@ -548,3 +549,9 @@ def write_jsonl(path: Path, batches: Iterable[list[ScanRecord]], *, include_prov
 
     write_atomic(path, write)
     return written
+
+
+def sample_scan_log() -> Path:
+    """The bundled copy of the original prototype's 150-line scan log (synthetic records, this
+    module's format): what the tests and benchmarks import."""
+    return Path(str(resources.files("technic_ml").joinpath("sample/scan_history_sample.jsonl")))

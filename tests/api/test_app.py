@@ -186,7 +186,7 @@ def test_models_and_market_conditions(client, settings):
     models = client.get("/models").json()
     assert models["registry"]["count"]["champion"] == models["serving"]["count"]
     assert client.get("/market/conditions").status_code == 404
-    from technic_ml.jobs import take_snapshot
+    from technic_ml.jobs.market import take_snapshot
 
     take_snapshot(settings, AS_OF)
     r = client.get("/market/conditions")

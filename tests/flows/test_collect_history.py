@@ -8,7 +8,7 @@ import pytest
 
 from flows.collect_history import collect_history
 from technic_ml.history import ScanHistoryStore
-from technic_ml.jobs import sample_scan_log
+from technic_ml.history.jsonl import sample_scan_log
 from tests.flows.conftest import artifacts_of, run_id
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -14,7 +14,7 @@ import pytest
 
 from technic_ml.errors import StoreError
 from technic_ml.history import ScanHistoryStore
-from technic_ml.jobs import sample_scan_log
+from technic_ml.history.jsonl import sample_scan_log
 from tests.history.test_crash import write_log
 
 deltalake = pytest.importorskip("deltalake")

@@ -7,7 +7,7 @@ import pytest
 
 from technic_ml.contracts import ScanConfig
 from technic_ml.history import ScanHistoryStore
-from technic_ml.jobs import sample_scan_log
+from technic_ml.history.jsonl import sample_scan_log
 from technic_ml.nyse import to_ny
 from technic_ml.predictors.registry import ModelRegistry
 from technic_ml.predictors.serving import Predictors, open_predictors

@@ -12,7 +12,7 @@ from technic_ml.settings import TechnicSettings
 def publish_sample_champions(root: Path, history_template: Path, *, max_iter: int = 60) -> TechnicSettings:
     """Copy the sample history under ``root`` and publish both champions (lenient gates: the
     sample's millisecond durations are mostly noise; accuracy is tested elsewhere)."""
-    from technic_ml.jobs import training_data
+    from technic_ml.jobs.predictors import training_data
     from technic_ml.predictors.registry import ModelRegistry
     from technic_ml.predictors.training import FoldPlan, publish_predictors, train_predictors
     from technic_ml.predictors.validation import Candidate, Gates

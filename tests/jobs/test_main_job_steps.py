@@ -1,12 +1,15 @@
+"""The main job's steps without Prefect: snapshot, backfill window, backfill, reports."""
+
 import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 
-from technic_ml.backfill import plan_for_settings, run_chunk
-from technic_ml.history import ScanHistoryStore
-from technic_ml.jobs import main_backfill_window, sample_scan_log, take_snapshot, write_reports
+from technic_ml.backfill import main_backfill_window, plan_for_settings, run_chunk
+from technic_ml.history import ScanHistoryStore, sample_scan_log
+from technic_ml.jobs.market import take_snapshot
+from technic_ml.jobs.reports import write_reports
 from technic_ml.market_conditions import default_as_of
 from technic_ml.market_data import ParquetMarketData
 from technic_ml.nyse import NY
@@ -31,7 +34,11 @@ def test_main_job_steps_on_real_data_are_point_in_time(shared_market_dir, tmp_pa
     assert snapshot.is_sample is False and snapshot.market_source.startswith("parquet:")
     assert snapshot.conditions.spy_trend == "bearish"
     assert snapshot.path.exists() and tmp_path in snapshot.path.parents
-    start, end = main_backfill_window(settings, snapshot)
+    assert snapshot.last_bar == dt.date(2008, 10, 10)
+    summary = snapshot.to_dict()
+    assert summary["as_of_reason"] == "given" and summary["snapshot_file"] == str(snapshot.path)
+    assert summary["market_conditions"]["spy_trend"] == "bearish" and summary["sample_data"] is False
+    start, end = main_backfill_window(settings, snapshot.last_bar)
     assert end == dt.date(2008, 10, 10) and start == end - dt.timedelta(days=365 * 5)
     plan = plan_for_settings(settings, start, end, 50, 0)
     assert len(plan) == 50 and max(p.as_of for p in plan).date() <= dt.date(2008, 10, 10)
@@ -48,5 +55,7 @@ def test_main_job_steps_on_real_data_are_point_in_time(shared_market_dir, tmp_pa
 
 def test_a_live_source_is_not_backfilled(tmp_path):
     settings = TechnicSettings(data_root=tmp_path, market_source="yfinance")
-    snapshot = type("S", (), {"conditions": None, "as_of": None})()
-    assert main_backfill_window(settings, snapshot) is None
+    assert main_backfill_window(settings, dt.date(2026, 12, 3)) is None
+    offline = TechnicSettings(data_root=tmp_path, market_source="sample")
+    window = main_backfill_window(offline, dt.date(2026, 12, 3), years=2)
+    assert window == (dt.date(2024, 12, 3), dt.date(2026, 12, 3))
