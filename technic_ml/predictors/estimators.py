@@ -40,9 +40,8 @@ Against the range each feature had in training (:meth:`_TreePredictor.range_chec
   span: predict, flagged ``extrapolated`` with the reason, and the interval's log-scale half-width
   multiplied by ``1 + overshoot / margin`` (x2 at the margin's edge) for the farthest feature.
   Trees hold their value beyond the last split, so a modestly larger universe gets the prediction
-  of the largest one seen, and the wider band says how much less is known. Before this rule a
-  later period whose universe had a few more symbols than any training day lost 5.8 % of its
-  predictions to abstention (issue 15);
+  of the largest one seen, and the wider band says how much less is known (bench/README.md,
+  "Abstain only where it matters", has what abstaining there cost);
 * farther out, or a **coded** feature (source, trend, weekday, hour, market hours, numbers of
   sectors and industries) with a value never seen: abstain.
 
