@@ -43,12 +43,14 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
+import annotated_types
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -182,10 +184,30 @@ def _all_finite(value: Any) -> bool:
     return True
 
 
+def _integral(value: Any) -> Any:
+    # JSON has one number type: to JSON Schema (and to every generated client) 81.0 is the integer
+    # 81, so a whole float is taken as one; 81.5 still fails the strict integer check.
+    if value.__class__ is float and value.is_integer():
+        return int(value)
+    return value
+
+
+def integral(ge: int | None = None, le: int | None = None) -> Any:
+    """A strict integer that takes a whole float (81.0) as one, within [ge, le]. The bounds come
+    before the converter so the JSON schema says ``minimum``/``maximum`` (after it, pydantic
+    writes a raw ``ge`` that no JSON Schema validator reads)."""
+    return Annotated[int, annotated_types.Interval(ge=ge, le=le), BeforeValidator(_integral), Strict()]
+
+
+Integral = integral()
+#: A number that is not a bool: JSON's true is not 1.0 to a client generated from the schema.
+Real = Annotated[float, Strict()]
+
+
 class ScanConfig(_Open):
     """What the user asks the scanner for. Unknown keys are preserved."""
 
-    max_symbols: int = Field(
+    max_symbols: Integral = Field(
         ge=1, le=10_000, description="Scan at most this many of the most liquid symbols."
     )
     min_tech_rating: float = Field(
@@ -198,7 +220,9 @@ class ScanConfig(_Open):
     industries: list[str] | None = Field(
         default=None, description="Industries to scan; null or empty means all."
     )
-    lookback_days: int = Field(ge=20, le=500, description="Trading days of history the indicators look at.")
+    lookback_days: Integral = Field(
+        ge=20, le=500, description="Trading days of history the indicators look at."
+    )
 
     @property
     def extra(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from technic_ml.api import schemas
 from technic_ml.api.ledger import UnknownPrediction
@@ -171,6 +172,16 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
             for name, definition in extra.pop("$defs", {}).items():
                 components.setdefault(name, definition)
             components["PredictRequest"] = extra
+            _document_errors(doc, api_key is not None)
+            # A prediction's id is what its outcome is reported by: the link lets a client
+            # generator (and schemathesis' stateful run) chain the two calls.
+            doc["paths"]["/scan/predict"]["post"]["responses"]["200"]["links"] = {
+                "ReportOutcome": {
+                    "operationId": "outcome_scan_outcome_post",
+                    "requestBody": {"prediction_id": "$response.body#/prediction_id", "actual_count": 0},
+                    "description": "Report what the predicted scan returned.",
+                }
+            }
             app.openapi_schema = doc
         return app.openapi_schema
 
@@ -180,9 +191,21 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
     async def _invalid(_request, exc: RequestValidationError):
         return _invalid_response(exc.errors())
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # a body that is not JSON: a bad field like any other
+            return JSONResponse(_refusal("body", f"{exc.detail}: expected a JSON object"), status_code=422)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route's methods; /scan/suggest has two routes.
+            allowed = {m for r in app.routes if getattr(r, "path", None) == request.url.path
+                       for m in getattr(r, "methods", ())}  # fmt: skip
+            headers["Allow"] = ", ".join(sorted(allowed))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(TechnicError)
     async def _refused(_request, exc: TechnicError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse(_refusal("body", exc), status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -197,7 +220,8 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
         d.pop("target", None)
         return d
 
-    no_model = {503: {"description": "No result-count model: the reason and the duration heuristic"}}
+    unavailable = "No result-count model: the reason and the flagged duration heuristic"
+    no_model = {503: {"model": schemas.PredictUnavailable, "description": unavailable}}
 
     # The hot endpoint validates the raw bytes with pydantic's JSON parser and answers with orjson:
     # FastAPI's generic body handling (JSON parse, dependency solving, a second validation pass)
@@ -210,10 +234,7 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
     @app.post(
         "/scan/predict",
         response_model=schemas.PredictResponse,
-        responses={
-            **no_model,
-            422: {"description": "Each bad field, the value received and what was expected"},
-        },
+        responses=no_model,
         openapi_extra={"requestBody": predict_body},
     )
     async def predict(request: Request):
@@ -234,7 +255,7 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
         try:
             conditions = service.conditions(body.as_of)
         except TechnicError as exc:  # what the TechnicError handler answers for the other routes
-            return 422, orjson.dumps({"detail": str(exc)})
+            return 422, orjson.dumps(_refusal("as_of", exc, body.as_of and body.as_of.isoformat()))
         result = service.predict(body.config, conditions, serving, body.duration_source)
         count, duration = result["count"], result["duration"]
         prediction_id = uuid.uuid4().hex
@@ -259,7 +280,7 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
             return 503, orjson.dumps({"detail": reason, **payload})
         return 200, orjson.dumps(payload)
 
-    @app.get("/scan/suggest")
+    @app.get("/scan/suggest", responses=_not_found("No presets saved yet (run daily-presets)"))
     async def suggest_today(goal: schemas.Goal | None = Query(default=None)):
         """Today's presets from the daily-presets flow, with their provenance."""
         latest = service.presets.latest()
@@ -290,15 +311,19 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
         conditions = service.conditions(body.as_of)
         return analyze(service.serving.predictors, body.config, conditions).to_dict()
 
-    @app.post("/scan/outcome", response_model=schemas.OutcomeResponse)
+    @app.post(
+        "/scan/outcome",
+        response_model=schemas.OutcomeResponse,
+        responses=_not_found("No prediction with this prediction_id, or none made for this scan_id"),
+    )
     async def outcome(body: schemas.OutcomeRequest):
         """The scanner reports what a scan returned and how long it took."""
         if (body.prediction_id is None) == (body.scan_id is None):
-            return JSONResponse({"detail": [{"field": "prediction_id", "message": "give exactly one of"
-                                             " prediction_id or scan_id"}]}, status_code=422)  # fmt: skip
+            return JSONResponse(_refusal("prediction_id", "give exactly one of prediction_id or scan_id"),
+                                status_code=422)  # fmt: skip
         if body.actual_count is None and body.actual_duration_s is None:
-            return JSONResponse({"detail": [{"field": "actual_count", "message": "give actual_count,"
-                                             " actual_duration_s or both"}]}, status_code=422)  # fmt: skip
+            return JSONResponse(_refusal("actual_count", "give actual_count, actual_duration_s or both"),
+                                status_code=422)  # fmt: skip
         if body.prediction_id is not None:
             try:
                 stored = service.ledger.report(body.prediction_id, body.actual_count, body.actual_duration_s)
@@ -324,9 +349,9 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
     async def performance(last: int = Query(default=100, ge=1, le=100_000)):
         """Online MAE and interval coverage over the last outcomes reported."""
         perf = service.ledger.performance(last)
-        return {"last": last, **{t: p.to_dict() for t, p in perf.items()}, **service.ledger.counts()}
+        return _finite({"last": last, **{t: p.to_dict() for t, p in perf.items()}, **service.ledger.counts()})
 
-    @app.get("/market/conditions")
+    @app.get("/market/conditions", responses=_not_found("No market snapshot saved yet (run market-snapshot)"))
     async def market_conditions():
         """The latest persisted market snapshot, with its degraded flag."""
         latest = service.snapshots.latest()
@@ -336,7 +361,11 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
             )
         return latest.model_dump(mode="json")
 
-    @app.get("/health")
+    @app.get(
+        "/health",
+        response_model=schemas.Health,
+        responses={503: {"model": schemas.Health, "description": "Not ready: no result-count model"}},
+    )
     async def health():
         """Ready only when the result-count model is loaded; says what is degraded."""
         report = service.health()
@@ -352,6 +381,58 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
         app.add_middleware(_ApiKey, key=api_key)
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     return app
+
+
+def _refusal(field: str, message: object, received: Any = None) -> dict[str, Any]:
+    """A 422 body of one field error (:class:`schemas.InvalidRequest`), for refusals the code makes."""
+    return {"detail": [{"field": field, "message": str(message), "received": _short(received)}]}
+
+
+def _not_found(description: str) -> dict[int | str, dict[str, Any]]:
+    return {404: {"model": schemas.Problem, "description": description}}
+
+
+_ERRORS = {
+    "401": ("Missing or wrong X-API-Key", "Problem"),
+    "413": (f"Request body over {MAX_BODY_BYTES} bytes", "Problem"),
+    "422": ("Each bad field, the value received and what was expected", "InvalidRequest"),
+    "500": ("Unexpected error: its error_id finds the traceback in the server log", "ServerError"),
+}
+
+
+def _document_errors(doc: dict[str, Any], with_key: bool) -> None:
+    """Every operation documents the errors the middleware and handlers answer, with their bodies:
+    422 (ours, instead of FastAPI's default schema) where there is input, 413 where there is a
+    body, 401 with an API key (not /health), 500 everywhere."""
+    components = doc["components"]["schemas"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for model in (schemas.InvalidRequest, schemas.Problem, schemas.ServerError):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for sub_name, sub in definition.pop("$defs", {}).items():
+            components.setdefault(sub_name, sub)
+        components[model.__name__] = definition
+
+    def response(code: str) -> dict[str, Any]:
+        description, model = _ERRORS[code]
+        return {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+        }
+
+    for path, operations in doc["paths"].items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            has_input = "requestBody" in operation or operation.get("parameters")
+            if has_input:
+                responses["422"] = response("422")
+            else:
+                responses.pop("422", None)
+            if "requestBody" in operation:
+                responses["413"] = response("413")
+            if with_key and path not in OPEN_PATHS:
+                responses["401"] = response("401")
+            responses["500"] = response("500")
 
 
 def _finite(value: Any) -> Any:

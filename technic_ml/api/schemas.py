@@ -1,16 +1,49 @@
-"""Request and response bodies of the prediction API (pydantic, documented in its OpenAPI schema)."""
+"""Request and response bodies of the prediction API (pydantic, documented in its OpenAPI schema).
+
+The document is the behaviour: every status an operation answers has its body here (the 422 of
+:class:`InvalidRequest` replaces FastAPI's default validation-error schema everywhere), and every
+limit the server enforces is a constraint of these models, so a client generated from
+``/openapi.json`` and schemathesis' default checks agree with the server (tests/api/test_schema.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from technic_ml.contracts import ScanConfig
+from technic_ml.contracts import Real, ScanConfig, integral
 from technic_ml.optimizer.goals import Constraints
 
 Goal = Literal["quick", "balanced", "deep"]
+
+
+def _given(name: str, kind: str) -> dict[str, Any]:
+    """JSON Schema for "``name`` is present and not null"."""
+    return {"required": [name], "properties": {name: {"type": kind}}}
+
+
+def _in_years(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and not (FIRST_YEAR <= value.year <= LAST_YEAR):
+        raise ValueError(f"expected a time in the years {FIRST_YEAR}-{LAST_YEAR} (the NYSE calendar's)")
+    return value
+
+
+#: The years a scan's moment may be written in: the NYSE calendar starts 1990-01-02, so the first
+#: full year with a completed session before any moment of it is 1991. The schema says the same
+#: with a pattern on the text, so the two cannot disagree.
+FIRST_YEAR, LAST_YEAR = 1991, 2099
+AsOf = Annotated[
+    dt.datetime | None,
+    AfterValidator(_in_years),
+    Field(
+        default=None,
+        description="Moment of the scan, ISO 8601 with its offset, years 1991-2099 (default: now live,"
+        " the data's last close offline).",
+        json_schema_extra={"pattern": r"^(199[1-9]|20[0-9][0-9])-"},
+    ),
+]
 
 
 class _Body(BaseModel):
@@ -19,9 +52,7 @@ class _Body(BaseModel):
 
 class PredictRequest(_Body):
     config: ScanConfig
-    as_of: dt.datetime | None = Field(
-        default=None, description="Moment of the scan (default: now live, the data's last close offline)."
-    )
+    as_of: AsOf
     scan_id: str | None = Field(
         default=None,
         max_length=200,
@@ -73,21 +104,81 @@ class PredictResponse(BaseModel):
 class SuggestRequest(_Body):
     goal: Goal
     constraints: Constraints | None = None
-    as_of: dt.datetime | None = None
+    as_of: AsOf
 
 
 class AnalyzeRequest(_Body):
     config: ScanConfig
-    as_of: dt.datetime | None = None
+    as_of: AsOf
+
+
+MAX_COUNT = 1_000_000  # symbols a scan returned: all US listings are about 10,000
+MAX_DURATION_S = 1_000_000.0  # seconds a scan took: 11.6 days
 
 
 class OutcomeRequest(_Body):
-    prediction_id: str | None = Field(default=None, max_length=64)
-    scan_id: str | None = Field(default=None, max_length=200)
-    actual_count: int | None = Field(default=None, ge=0)
-    actual_duration_s: float | None = Field(default=None, ge=0)
+    """Exactly one of ``prediction_id`` and ``scan_id``; at least one of the actuals (null is
+    absent)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {"oneOf": [_given("prediction_id", "string"), _given("scan_id", "string")]},
+                {"anyOf": [_given("actual_count", "integer"), _given("actual_duration_s", "number")]},
+            ]
+        },
+    )
+
+    prediction_id: str | None = Field(default=None, min_length=1, max_length=64)
+    scan_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Bounds a real scan cannot reach, so the ledger's sums stay finite and its integers fit SQLite.
+    actual_count: integral(ge=0, le=MAX_COUNT) | None = None
+    actual_duration_s: Real | None = Field(default=None, ge=0, le=MAX_DURATION_S, allow_inf_nan=False)
 
 
 class OutcomeResponse(BaseModel):
     matched: list[str]
     stored: bool = Field(description="False when an outcome was already stored for it (the first is kept).")
+
+
+class FieldError(BaseModel):
+    field: str = Field(
+        description="Where: a dotted path into the body (config.max_symbols), query.<name>, or body."
+    )
+    message: str = Field(description="What was expected.")
+    received: Any = Field(default=None, description="The value received (shortened), null when none.")
+
+
+class InvalidRequest(BaseModel):
+    """422: every bad field, the value received and what was expected."""
+
+    detail: list[FieldError]
+
+
+class Problem(BaseModel):
+    """401, 404, 413: what is missing or refused, in a sentence."""
+
+    detail: str
+
+
+class ServerError(Problem):
+    """500: never a traceback; ``error_id`` finds it in the server's log."""
+
+    error_id: str
+
+
+class PredictUnavailable(PredictResponse):
+    """503 from /scan/predict: no result-count model; the reason, and the flagged duration."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    """/health: ready only when the result-count model is loaded (else 503, same body)."""
+
+    ready: bool
+    models: dict[str, str | None]
+    loaded_at: dt.datetime
+    degraded: list[str]
+    market_source: str

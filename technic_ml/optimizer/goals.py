@@ -29,9 +29,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from technic_ml.contracts import ScanConfig
+from technic_ml.contracts import Real, ScanConfig, integral
 
 Objective = Literal["fastest", "widest", "surest"]
 OBJECTIVES: tuple[str, ...] = ("fastest", "widest", "surest")
@@ -132,22 +132,24 @@ class Constraints(BaseModel):
 
     sectors: list[str] | None = Field(default=None, description="Scan only these sectors (fixed).")
     industries: list[str] | None = Field(default=None, description="Scan only these industries (fixed).")
-    lookback_days: int | None = Field(default=None, ge=20, le=500, description="Fixed lookback.")
-    max_symbols_max: int | None = Field(
-        default=None, ge=1, le=10_000, description="At most this many symbols."
+    lookback_days: integral(20, 500) | None = Field(default=None, description="Fixed lookback.")
+    max_symbols_max: integral(1, 10_000) | None = Field(
+        default=None, description="At most this many symbols."
     )
-    min_tech_rating_min: float | None = Field(default=None, ge=0, le=100, description="Rating floor.")
-    min_dollar_vol_min: float | None = Field(default=None, ge=0, description="Liquidity floor (USD).")
-    duration_budget_s: float | None = Field(default=None, gt=0, description="Overrides the goal's budget.")
-    count_range: tuple[int, int] | None = Field(default=None, description="Overrides the goal's range.")
+    min_tech_rating_min: Real | None = Field(default=None, ge=0, le=100, description="Rating floor.")
+    min_dollar_vol_min: Real | None = Field(default=None, ge=0, description="Liquidity floor (USD).")
+    duration_budget_s: Real | None = Field(default=None, gt=0, description="Overrides the goal's budget.")
+    count_range: tuple[integral(ge=0), integral(ge=0)] | None = Field(
+        default=None,
+        description="Overrides the goal's range: two result counts, the range between them (either order).",
+    )
 
-    @model_validator(mode="after")
-    def _range_ordered(self) -> Constraints:
-        if self.count_range is not None:
-            low, high = self.count_range
-            if not 0 <= low <= high:
-                raise ValueError(f"count_range: received {self.count_range}; expected 0 <= low <= high")
-        return self
+    @field_validator("count_range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        # JSON Schema cannot compare two items, so "low <= high" could not be documented: the
+        # pair names a range whichever end comes first.
+        return None if value is None else (min(value), max(value))
 
     def admits(self, config: ScanConfig) -> bool:
         """Whether ``config`` respects every bound (used to filter the search grid)."""

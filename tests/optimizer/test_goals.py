@@ -44,11 +44,21 @@ def test_constraints_override_the_goals_range_and_budget_only():
     assert quick.objective == "fastest" and quick.max_p_empty == DEFAULT_GOALS["quick"].max_p_empty
 
 
-def test_constraints_refuse_unknown_fields_and_inverted_ranges():
+def test_constraints_refuse_unknown_fields_and_what_their_schema_refuses():
     with pytest.raises(ValidationError, match="max_symbol"):
         Constraints.model_validate({"max_symbol": 5})
+    # A count range names the counts between its two ends, whichever comes first: JSON Schema
+    # cannot compare two items, so an order rule could not be documented for API clients.
+    assert Constraints(count_range=(9, 3)).count_range == (3, 9)
     with pytest.raises(ValidationError, match="count_range"):
-        Constraints(count_range=(9, 3))
+        Constraints.model_validate({"count_range": [-1, 3]})
+    # What the schema says is an integer or a number, and nothing else: 20.0 is 20, true is not 1.
+    assert Constraints.model_validate({"lookback_days": 20.0, "max_symbols_max": 5}).lookback_days == 20
+    for bad in ({"lookback_days": 20.5}, {"max_symbols_max": True}, {"min_tech_rating_min": False}):
+        with pytest.raises(ValidationError):
+            Constraints.model_validate(bad)
+    schema = Constraints.model_json_schema()["properties"]
+    assert schema["lookback_days"]["anyOf"][0] == {"type": "integer", "minimum": 20, "maximum": 500}
 
 
 def test_the_static_presets_are_the_seeds():
