@@ -15,7 +15,8 @@ wrap it. Modules, from the bottom up:
   ``backfill``: point-in-time scans over history.
 * ``predictors``: features, estimators, validation, the registry, serving; ``optimizer``: presets.
 * ``stores``: opens every store where the settings say it lives (local disk or a bucket).
-* ``api``: the prediction API and its ledger; ``monitor``: live performance, drift, promotion.
+* ``api``: the prediction API and its ledger; ``client``: its typed Python client (httpx);
+  ``monitor``: live performance, drift, promotion.
 * ``replay``: replaying real days (the harness that drives the flows is deployments/replay.py).
 * ``jobs``: the steps of the main job and the flows over the configured stores (module for module
   with ``tasks/``); ``cli``: the ``technic-ml`` command.

@@ -157,6 +157,9 @@ class TechnicSettings(BaseSettings):
     serve_limit: int = Field(
         default=4, ge=1, description="Flow runs the served deployments (make serve) run at once."
     )
+    api_reload_seconds: float = Field(
+        default=5.0, ge=0.5, description="How often each API worker looks for a newly published champion."
+    )
 
     @field_validator(
         "data_root",

@@ -82,6 +82,16 @@ def history_template(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def champions_root(tmp_path_factory, history_template):
+    """A data root with both champions published from the sample history (copy it, never write it)."""
+    from tests.support.champions import publish_sample_champions
+
+    root = tmp_path_factory.mktemp("api-champions")
+    publish_sample_champions(root, history_template)
+    return root
+
+
+@pytest.fixture(scope="session")
 def prefect_harness():
     """One Prefect test server for the session (flow tests, and workers started by tests)."""
     from prefect.testing.utilities import prefect_test_harness

@@ -17,6 +17,7 @@ Never a made-up number.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import math
@@ -31,7 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from technic_ml.api import schemas
+from technic_ml.api import prediction_ids, schemas
 from technic_ml.api.ledger import UnknownPrediction
 from technic_ml.api.service import PredictionService
 from technic_ml.errors import TechnicError
@@ -39,24 +40,29 @@ from technic_ml.nyse import current_or_next_session
 from technic_ml.optimizer import Optimizer, analyze
 from technic_ml.optimizer.analysis import Review, risks_of
 from technic_ml.predictors.registry import registry_summary
+from technic_ml.settings import TechnicSettings
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024
+#: A batch of MAX_BATCH configs with a few sectors and industries each fits with room to spare.
+BODY_LIMITS = {"/scan/predict/batch": schemas.MAX_BATCH * 1024}
 OPEN_PATHS = {"/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
 
 
 class _BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (by header, and while streaming for chunked ones)."""
+    """Refuse request bodies over their path's limit in bytes (``limits``, else ``limit``), by header
+    and while streaming for chunked ones."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, limits: dict[str, int]):
+        self.app, self.default, self.limits = app, limit, limits
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.limits.get(scope["path"], self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await _too_large(send, self.limit)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await _too_large(send, limit)
         seen = 0
 
         async def limited():
@@ -64,14 +70,14 @@ class _BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             return await self.app(scope, limited, send)
         except _TooLarge:
-            return await _too_large(send, self.limit)
+            return await _too_large(send, limit)
 
 
 class _ApiKey:
@@ -256,29 +262,66 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
             conditions = service.conditions(body.as_of)
         except TechnicError as exc:  # what the TechnicError handler answers for the other routes
             return 422, orjson.dumps(_refusal("as_of", exc, body.as_of and body.as_of.isoformat()))
-        result = service.predict(body.config, conditions, serving, body.duration_source)
-        count, duration = result["count"], result["duration"]
-        prediction_id = uuid.uuid4().hex
-        service.ledger.record(
-            prediction_id,
-            body.config.model_dump(mode="json"),
-            count,
-            duration,
-            body.scan_id,
-            result.get("shadows", ()),
-        )
+        answer = served(body.config, conditions, serving, body.duration_source, body.scan_id, record=True)
         payload = {
-            "prediction_id": prediction_id,
+            **answer,
             "as_of": conditions.as_of.isoformat(),
-            "count": _prediction(count),
-            "duration": _prediction(duration),
-            "risks": [vars(r) for r in risks_of(count, duration, review)],
             "market_degraded": bool(conditions.degraded),
         }
         if serving.predictors.count is None:
-            reason = "; ".join(count.reasons) or "no result-count model"
-            return 503, orjson.dumps({"detail": reason, **payload})
+            return 503, orjson.dumps({"detail": _no_count(answer), **payload})
         return 200, orjson.dumps(payload)
+
+    def served(config, conditions, serving, duration_source, scan_id=None, *, record: bool) -> dict[str, Any]:
+        """One config's answer (prediction_id, count, duration, risks), recorded in the ledger when
+        ``record``: what /scan/predict and each row of /scan/predict/batch serve."""
+        result = service.predict(config, conditions, serving, duration_source)
+        count, duration = result["count"], result["duration"]
+        prediction_id = None
+        if record:
+            prediction_id = prediction_ids.new()
+            service.ledger.record(
+                prediction_id,
+                config.model_dump(mode="json"),
+                count,
+                duration,
+                scan_id,
+                result.get("shadows", ()),
+            )
+        return {
+            "prediction_id": prediction_id,
+            "count": _prediction(count),
+            "duration": _prediction(duration),
+            "risks": [vars(r) for r in risks_of(count, duration, review)],
+        }
+
+    @app.post(
+        "/scan/predict/batch",
+        response_model=schemas.BatchResponse,
+        responses={503: {"model": schemas.BatchUnavailable, "description": unavailable}},
+    )
+    def predict_batch(body: schemas.BatchRequest):
+        """Predicted count and duration of up to MAX_BATCH configs at once, in the request's order,
+        by the same models and runtime as /scan/predict (a screen scoring candidate configs)."""
+        # A plain def: FastAPI runs it in its thread pool, so a long batch does not hold up the
+        # event loop (and with it every other request) while it computes.
+        serving = service.serving
+        conditions = service.conditions(body.as_of)
+        answers = [
+            served(c, conditions, serving, body.duration_source, record=body.record) for c in body.configs
+        ]
+        payload = {
+            "as_of": conditions.as_of.isoformat(),
+            "market_degraded": bool(conditions.degraded),
+            "predictions": answers,
+        }
+        if serving.predictors.count is None:
+            return Response(
+                orjson.dumps({"detail": _no_count(answers[0]), **payload}),
+                status_code=503,
+                media_type="application/json",
+            )
+        return Response(orjson.dumps(payload), media_type="application/json")
 
     @app.get("/scan/suggest", responses=_not_found("No presets saved yet (run daily-presets)"))
     async def suggest_today(goal: schemas.Goal | None = Query(default=None)):
@@ -316,8 +359,10 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
         response_model=schemas.OutcomeResponse,
         responses=_not_found("No prediction with this prediction_id, or none made for this scan_id"),
     )
-    async def outcome(body: schemas.OutcomeRequest):
+    def outcome(body: schemas.OutcomeRequest):
         """The scanner reports what a scan returned and how long it took."""
+        # A plain def (FastAPI's thread pool): an outcome for a prediction another worker has not
+        # written yet waits for it (ledger.report), and must not hold up the event loop meanwhile.
         if (body.prediction_id is None) == (body.scan_id is None):
             return JSONResponse(_refusal("prediction_id", "give exactly one of prediction_id or scan_id"),
                                 status_code=422)  # fmt: skip
@@ -379,8 +424,12 @@ def create_app(service: PredictionService, *, api_key: str | None = None, reload
     app.add_middleware(_FastPath, path="/scan/predict", handler=predict_response)
     if api_key is not None:
         app.add_middleware(_ApiKey, key=api_key)
-    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES, limits=BODY_LIMITS)
     return app
+
+
+def _no_count(answer: dict[str, Any]) -> str:
+    return "; ".join(answer["count"]["reasons"]) or "no result-count model"
 
 
 def _refusal(field: str, message: object, received: Any = None) -> dict[str, Any]:
@@ -394,7 +443,7 @@ def _not_found(description: str) -> dict[int | str, dict[str, Any]]:
 
 _ERRORS = {
     "401": ("Missing or wrong X-API-Key", "Problem"),
-    "413": (f"Request body over {MAX_BODY_BYTES} bytes", "Problem"),
+    "413": ("Request body over the operation's limit", "Problem"),
     "422": ("Each bad field, the value received and what was expected", "InvalidRequest"),
     "500": ("Unexpected error: its error_id finds the traceback in the server log", "ServerError"),
 }
@@ -429,7 +478,8 @@ def _document_errors(doc: dict[str, Any], with_key: bool) -> None:
             else:
                 responses.pop("422", None)
             if "requestBody" in operation:
-                responses["413"] = response("413")
+                limit = BODY_LIMITS.get(path, MAX_BODY_BYTES)
+                responses["413"] = {**response("413"), "description": f"Request body over {limit} bytes"}
             if with_key and path not in OPEN_PATHS:
                 responses["401"] = response("401")
             responses["500"] = response("500")
@@ -452,4 +502,19 @@ def _short(value: Any, limit: int = 80) -> Any:
     )
 
 
-__all__ = ["create_app"]
+def app_from_settings(settings: TechnicSettings | None = None) -> FastAPI:
+    """The app as ``technic-ml api`` serves it, and as each of its ``--workers N`` processes builds it
+    (uvicorn's factory, no argument: the environment's settings): its own service, polling the
+    registry every ``api_reload_seconds``, writing to the shared ledger."""
+    settings = settings or TechnicSettings()
+    service = PredictionService(settings, reload_seconds=settings.api_reload_seconds)
+    app = create_app(service, api_key=settings.api_key.get_secret_value() if settings.api_key else None)
+    # The loaded service (market panel, models, libraries: millions of objects) lives as long as the
+    # process; frozen, the collector's full passes stop walking it. They were the 20-50 ms stalls
+    # behind the p99 of computed predictions under load (bench/bench_api.py).
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+__all__ = ["app_from_settings", "create_app"]

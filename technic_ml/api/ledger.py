@@ -19,6 +19,11 @@ Predictions are buffered and written in one transaction per flush (every ``flush
 background thread, and before any read), because one transaction per served prediction cost more
 than the prediction itself. A crash loses at most the last ``flush_seconds`` of the ledger, never
 a prediction's answer.
+
+Several processes (``technic-ml api --workers N``) share the file: writes wait for each other
+(SQLite's lock, up to ``busy_seconds``), and an outcome for a prediction another worker made
+moments ago and still holds in its buffer waits for that worker's next flush: the prediction id
+carries its creation time (:mod:`.prediction_ids`), so only such ids wait, never unknown ones.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,7 @@ from typing import Any
 import orjson
 
 from technic_ml import stores
+from technic_ml.api import prediction_ids
 from technic_ml.nyse import now_ny
 from technic_ml.settings import TechnicSettings
 
@@ -96,8 +103,11 @@ class UnknownPrediction(LookupError):
 
 
 class PredictionLedger:
-    def __init__(self, path: Path, *, flush_seconds: float = 0.5):
+    def __init__(self, path: Path, *, flush_seconds: float = 0.5, busy_seconds: float = 30.0):
         self.path = Path(path)
+        # How long another worker may hold a new prediction before it is on disk: its flush
+        # interval, twice (a flush just missed), and a second for a busy machine.
+        self.visible_within = 2 * flush_seconds + 1.0
         self._pending: list[tuple] = []
         self._pending_shadows: list[tuple] = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +115,9 @@ class PredictionLedger:
         # The buffer has its own lock: a request appending its row must never wait for a flush
         # writing the previous half second's rows (that wait was the p99 of a loaded server).
         self._pending_lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=busy_seconds
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a power cut may lose the last transactions, never corrupt the file; a FULL fsync
         # per served prediction would cost more than the prediction.
@@ -129,7 +141,9 @@ class PredictionLedger:
                     return
                 rows, self._pending = self._pending, []
                 shadows, self._pending_shadows = self._pending_shadows, []
-            self._db.execute("BEGIN")
+            # IMMEDIATE: take the write lock now (waiting for another worker's flush) rather than
+            # at the first insert, where a conflict is an error instead of a wait.
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             # OR IGNORE: a shadow is a pure function of its prediction; the first one is kept.
             self._db.executemany("INSERT OR IGNORE INTO shadows VALUES (?,?,?,?,?,?,?)", shadows)
@@ -185,17 +199,31 @@ class PredictionLedger:
     ) -> bool:
         """Store an outcome; False when one was already stored (the first is kept)."""
         self.flush()
-        with self._lock:
-            known = self._db.execute(
-                "SELECT 1 FROM predictions WHERE prediction_id = ?", (prediction_id,)
-            ).fetchone()
-            if known is None:
+        if not self._known(prediction_id):
+            made = prediction_ids.created_at(prediction_id)
+            deadline = (made or 0) + self.visible_within
+            # Made moments ago: another worker may still hold it in its buffer.
+            while made is not None and made - 5 <= time.time() < deadline:
+                time.sleep(0.02)
+                if self._known(prediction_id):
+                    break
+            else:
                 raise UnknownPrediction(prediction_id)
+        with self._lock:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO outcomes VALUES (?,?,?,?,?)",
                 (prediction_id, now_ny().isoformat(), _int(actual_count), _num(actual_duration), source),
             )
             return cursor.rowcount == 1
+
+    def _known(self, prediction_id: str) -> bool:
+        with self._lock:
+            return (
+                self._db.execute(
+                    "SELECT 1 FROM predictions WHERE prediction_id = ?", (prediction_id,)
+                ).fetchone()
+                is not None
+            )
 
     def report_scan(self, scan_id: str, actual_count: int | None, actual_duration: float | None) -> list[str]:
         """Outcome for every prediction made for ``scan_id``; returns their ids (empty: none known)."""

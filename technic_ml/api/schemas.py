@@ -50,6 +50,15 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DurationSource = Literal["sample", "parquet", "yfinance", "scanner_log"]
+_DURATION_SOURCE = (
+    "Whose durations to predict: the reference scanner on that market data, or scanner_log"
+    " (the production scanner's logged durations). Default: the configured market data."
+)
+#: Configs one POST /scan/predict/batch may score.
+MAX_BATCH = 500
+
+
 class PredictRequest(_Body):
     config: ScanConfig
     as_of: AsOf
@@ -58,12 +67,18 @@ class PredictRequest(_Body):
         max_length=200,
         description="The scanner's id for the scan, matched when its log is imported.",
     )
-    duration_source: Literal["sample", "parquet", "yfinance", "scanner_log"] | None = Field(
-        default=None,
-        description=(
-            "Whose durations to predict: the reference scanner on that market data, or scanner_log"
-            " (the production scanner's logged durations). Default: the configured market data."
-        ),
+    duration_source: DurationSource | None = Field(default=None, description=_DURATION_SOURCE)
+
+
+class BatchRequest(_Body):
+    configs: list[ScanConfig] = Field(min_length=1, max_length=MAX_BATCH)
+    as_of: AsOf
+    duration_source: DurationSource | None = Field(default=None, description=_DURATION_SOURCE)
+    record: bool = Field(
+        default=False,
+        description="Record each prediction in the ledger, with a prediction_id an outcome can be"
+        " reported by, as /scan/predict does. Off by default: a screen scoring candidates is not"
+        " a scan, and unrun predictions would weigh in the monitor's abstention share.",
     )
 
 
@@ -99,6 +114,25 @@ class PredictResponse(BaseModel):
     duration: PredictionOut
     risks: list[RiskOut]
     market_degraded: bool
+
+
+class BatchItem(BaseModel):
+    prediction_id: str | None = Field(description="Null unless the request asked to record.")
+    count: PredictionOut
+    duration: PredictionOut
+    risks: list[RiskOut]
+
+
+class BatchResponse(BaseModel):
+    as_of: dt.datetime
+    market_degraded: bool
+    predictions: list[BatchItem] = Field(description="One per config, in the request's order.")
+
+
+class BatchUnavailable(BatchResponse):
+    """503 from /scan/predict/batch: no result-count model; the reason, and the flagged durations."""
+
+    detail: str
 
 
 class SuggestRequest(_Body):

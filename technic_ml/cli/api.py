@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gc
+import os
 from typing import Annotated
 
 import typer
@@ -20,36 +20,48 @@ def api(
         str, typer.Option(help="Address to bind (another than loopback needs TECHNIC_API_KEY).")
     ] = ("127.0.0.1"),
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes (one per core); they share the ledger.")
+    ] = 1,
     reload_seconds: Annotated[
-        float, typer.Option(min=0.5, help="How often to look for a newly published champion.")
-    ] = 5.0,
+        float | None,
+        typer.Option(min=0.5, help="How often to look for a newly published champion [default: 5.0]."),
+    ] = None,
     source: SOURCE = None,
     market_dir: MARKET_DIR = None,
 ) -> None:
     """Serve the prediction API (/scan/predict, /scan/suggest, ...) with uvicorn."""
     import uvicorn
 
-    from technic_ml.api.app import create_app
-    from technic_ml.api.service import PredictionService
+    from technic_ml.api.app import app_from_settings
 
-    settings = load_settings(market_source=source, market_dir=market_dir)
-    api_key = settings.api_key.get_secret_value() if settings.api_key else None
-    if host not in LOOPBACK and api_key is None:
+    settings = load_settings(market_source=source, market_dir=market_dir, api_reload_seconds=reload_seconds)
+    if host not in LOOPBACK and settings.api_key is None:
         raise TechnicError(
             f"--host: received {host!r}; binding beyond loopback needs an API key: set TECHNIC_API_KEY"
         )
-    service = PredictionService(settings, reload_seconds=reload_seconds)
-    health = service.health()
+    run = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers > 1:
+        # Each worker builds its own service from the environment (uvicorn spawns them): the
+        # options given here travel as the settings they override.
+        os.environ.update(_as_environment(settings))
+        err.print(
+            f"prediction API on http://{host}:{port} (docs at /docs): {workers} workers", highlight=False
+        )
+        uvicorn.run("technic_ml.api.app:app_from_settings", factory=True, workers=workers, **run)
+        return
+    served = app_from_settings(settings)
+    health = served.state.service.health()
     err.print(
         f"prediction API on http://{host}:{port} (docs at /docs); models {health['models']};"
         f" {'ready' if health['ready'] else 'NOT ready'}"
         + ("".join(f"\n  degraded: {d}" for d in health["degraded"])),
         highlight=False,
     )
-    app = create_app(service, api_key=api_key)
-    # The loaded service (market panel, models, libraries: millions of objects) lives as long as the
-    # process; frozen, the collector's full passes stop walking it. They were the 20-50 ms stalls
-    # behind the p99 of computed predictions under load (bench/bench_api.py).
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(served, **run)
+
+
+def _as_environment(settings) -> dict[str, str]:
+    """The settings the command's options may override, as the TECHNIC_* variables they read."""
+    fields = ("data_root", "market_source", "market_dir", "api_reload_seconds")
+    return {f"TECHNIC_{f.upper()}": str(v) for f in fields if (v := getattr(settings, f)) is not None}

@@ -1,4 +1,4 @@
-"""One data root with published champions per session, and a fresh service (and client) per test."""
+"""A fresh service (and client) per test, on a copy of the session's champions root (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,6 @@ from fastapi.testclient import TestClient
 from technic_ml.api.app import create_app
 from technic_ml.api.service import PredictionService
 from technic_ml.settings import TechnicSettings
-from tests.support.champions import publish_sample_champions
-
-
-@pytest.fixture(scope="session")
-def champions_root(tmp_path_factory, history_template):
-    root = tmp_path_factory.mktemp("api-champions")
-    publish_sample_champions(root, history_template)
-    return root
 
 
 @pytest.fixture

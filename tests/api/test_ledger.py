@@ -133,3 +133,51 @@ def test_a_ledger_written_before_shadows_existed_opens_and_reads(tmp_path):
         assert list(reopened.outcomes_frame()["role"]) == ["served", "served"]
     finally:
         reopened.close()
+
+
+def test_an_outcome_waits_for_a_recent_prediction_another_worker_still_buffers(tmp_path):
+    """Two workers, one file: worker B is told the outcome of a prediction worker A made moments
+    ago and has not flushed; B waits for A's next flush instead of answering 404. An id that no
+    worker made moments ago is refused at once."""
+    import threading
+    import time
+
+    from technic_ml.api import prediction_ids
+
+    a = PredictionLedger(tmp_path / "ledger.sqlite", flush_seconds=3600)  # A flushes only when told
+    b = PredictionLedger(tmp_path / "ledger.sqlite", flush_seconds=0.2)
+    try:
+        pid = prediction_ids.new()
+        a.record(pid, {"max_symbols": 10}, _count(10, 8, 12), DURATION)
+        threading.Timer(0.3, a.flush).start()
+        started = time.monotonic()
+        assert b.report(pid, 11, None) is True
+        assert 0.25 <= time.monotonic() - started < b.visible_within
+        assert b.counts() == {"predictions": 1, "outcomes": 1}
+
+        for unknown in ("x" * 32, "not-an-id", "00000000000000000000000000000000", prediction_ids.new()[:-1]):
+            started = time.monotonic()
+            with pytest.raises(UnknownPrediction):
+                b.report(unknown, 1, None)
+            assert time.monotonic() - started < 0.2, unknown
+        # Made moments ago but never written anywhere: refused once it would have been visible.
+        started = time.monotonic()
+        with pytest.raises(UnknownPrediction):
+            b.report(prediction_ids.new(), 1, None)
+        assert time.monotonic() - started <= b.visible_within + 0.2
+    finally:
+        a.close()
+        b.close()
+
+
+def test_prediction_ids_carry_their_time_and_nothing_else_parses():
+    import time
+
+    from technic_ml.api import prediction_ids
+
+    pid = prediction_ids.new()
+    assert len(pid) == 32 and int(pid, 16) >= 0
+    assert abs(prediction_ids.created_at(pid) - time.time()) < 1
+    assert prediction_ids.new() != pid
+    for other in ("", "abc", "g" * 32, "x" * 32, pid + "0"):
+        assert prediction_ids.created_at(other) is None
