@@ -76,6 +76,7 @@ class BatchRequest(_Body):
     duration_source: DurationSource | None = Field(default=None, description=_DURATION_SOURCE)
     record: bool = Field(
         default=False,
+        strict=True,  # 0 and "yes" are not booleans to a client generated from the schema
         description="Record each prediction in the ledger, with a prediction_id an outcome can be"
         " reported by, as /scan/predict does. Off by default: a screen scoring candidates is not"
         " a scan, and unrun predictions would weigh in the monitor's abstention share.",

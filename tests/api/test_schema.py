@@ -70,6 +70,6 @@ def test_schemathesis_default_checks_find_nothing(api_url, tmp_path):
     )  # fmt: skip
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-6000:]
-    assert "Selected: 9/9" in out and "API Links:    1 covered" in out, out[-3000:]
+    assert "Selected: 10/10" in out and "API Links:    1 covered" in out, out[-3000:]
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in out, out[-3000:]
