@@ -181,3 +181,20 @@ def test_prediction_ids_carry_their_time_and_nothing_else_parses():
     assert prediction_ids.new() != pid
     for other in ("", "abc", "g" * 32, "x" * 32, pid + "0"):
         assert prediction_ids.created_at(other) is None
+
+
+def test_a_forked_process_draws_other_ids():
+    import os
+
+    from technic_ml.api import prediction_ids
+
+    prediction_ids.new()  # the pool holds bytes the child must not reuse
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, prediction_ids.new().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    mine = prediction_ids.new()
+    assert child[12:] != mine[12:]
