@@ -22,7 +22,7 @@ the replay harness do). The library itself never calls it: it is for the API's u
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -57,6 +57,7 @@ class NoCountModel(ApiError):
 
 
 Config = ScanConfig | dict[str, Any]
+T = TypeVar("T", bound=BaseModel)
 
 
 class TechnicClient:
@@ -96,10 +97,7 @@ class TechnicClient:
         body = schemas.PredictRequest(
             config=config, as_of=as_of, scan_id=scan_id, duration_source=duration_source
         )
-        r = self._send("POST", "/scan/predict", body)
-        if r.status_code == 503:
-            raise NoCountModel(schemas.PredictUnavailable.model_validate_json(r.content))
-        return schemas.PredictResponse.model_validate_json(self._ok(r).content)
+        return self._predicted("/scan/predict", body, schemas.PredictResponse, schemas.PredictUnavailable)
 
     def predict_batch(
         self,
@@ -112,10 +110,7 @@ class TechnicClient:
         body = schemas.BatchRequest(
             configs=configs, as_of=as_of, duration_source=duration_source, record=record
         )
-        r = self._send("POST", "/scan/predict/batch", body)
-        if r.status_code == 503:
-            raise NoCountModel(schemas.BatchUnavailable.model_validate_json(r.content))
-        return schemas.BatchResponse.model_validate_json(self._ok(r).content)
+        return self._predicted("/scan/predict/batch", body, schemas.BatchResponse, schemas.BatchUnavailable)
 
     def report_outcome(
         self,
@@ -172,6 +167,13 @@ class TechnicClient:
         return schemas.Health.model_validate_json(r.content)
 
     # -- plumbing ----------------------------------------------------------------------------------
+
+    def _predicted(self, path: str, body: BaseModel, answer: type[T], unavailable: type[BaseModel]) -> T:
+        """A prediction operation's answer; its 503 (no count model) as :class:`NoCountModel`."""
+        r = self._send("POST", path, body)
+        if r.status_code == 503:
+            raise NoCountModel(unavailable.model_validate_json(r.content))
+        return answer.model_validate_json(self._ok(r).content)
 
     def _send(self, method: str, path: str, body: BaseModel) -> httpx.Response:
         content = body.model_dump_json(exclude_none=True)

@@ -8,52 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
 
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.servers import BIN, running_api
 
 
 @pytest.fixture(scope="module")
 def api_url(champions_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("schema") / "root"
     shutil.copytree(champions_root, root)
-    port = _free_port()
-    env = {**os.environ, "TECHNIC_DATA_ROOT": str(root), "NO_PROXY": "127.0.0.1,localhost"}
-    log = (root.parent / "api.log").open("w")
-    server = subprocess.Popen(
-        [str(BIN / "technic-ml"), "api", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (
-                root.parent / "api.log"
-            ).read_text()
-            time.sleep(0.3)
+    with running_api(root, log=root.parent / "api.log", wait=60) as (url, _):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.slow

@@ -5,12 +5,8 @@ the reload interval."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,15 +15,9 @@ import httpx
 import pytest
 
 from technic_ml.client import TechnicClient
+from tests.support.servers import running_api
 
-BIN = Path(sys.executable).parent
 CLIENTS, PER_CLIENT = 8, 250
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -41,29 +31,9 @@ def _children(pid: int) -> list[int]:
 def two_workers(champions_root, tmp_path):
     root = tmp_path / "root"
     shutil.copytree(champions_root, root)
-    port = _free_port()
-    env = {**os.environ, "TECHNIC_DATA_ROOT": str(root), "NO_PROXY": "127.0.0.1,localhost"}
-    log = tmp_path / "api.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(BIN / "technic-ml"), "api", "--port", str(port), "--workers", "2", "--reload-seconds", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
+    options = ("--workers", "2", "--reload-seconds", "1")
+    with running_api(root, *options, log=tmp_path / "api.log") as (url, server):
         yield url, root, server
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 @pytest.mark.slow
