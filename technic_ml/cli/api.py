@@ -25,7 +25,10 @@ def api(
     ] = 1,
     reload_seconds: Annotated[
         float | None,
-        typer.Option(min=0.5, help="How often to look for a newly published champion [default: 5.0]."),
+        typer.Option(
+            min=0.5,
+            help="How often to look for a newly published champion (default: TECHNIC_API_RELOAD_SECONDS, 5).",
+        ),
     ] = None,
     source: SOURCE = None,
     market_dir: MARKET_DIR = None,
