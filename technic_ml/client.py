@@ -69,10 +69,10 @@ class TechnicClient:
         timeout: float = 10.0,
         http: httpx.Client | None = None,
     ):
-        headers = {"X-API-Key": api_key} if api_key else {}
+        # Sent with each request rather than set on ``http``: a client passed in is not ours to change.
+        self._key = {"X-API-Key": api_key} if api_key else {}
         self._own = http is None
         self.http = http if http is not None else httpx.Client(base_url=base_url, timeout=timeout)
-        self.http.headers.update(headers)
 
     def __enter__(self) -> TechnicClient:
         return self
@@ -135,7 +135,7 @@ class TechnicClient:
     def presets(self, goal: str | None = None) -> dict[str, Any]:
         """Today's presets (the daily-presets flow's latest document), one goal's or all."""
         params = {"goal": goal} if goal else None
-        return self._ok(self.http.get("/scan/suggest", params=params)).json()
+        return self._ok(self._get("/scan/suggest", params)).json()
 
     def suggest(
         self, goal: str, *, constraints: dict[str, Any] | None = None, as_of: dt.datetime | None = None
@@ -151,17 +151,17 @@ class TechnicClient:
     # -- models and operations ---------------------------------------------------------------------
 
     def models(self) -> dict[str, Any]:
-        return self._ok(self.http.get("/models")).json()
+        return self._ok(self._get("/models")).json()
 
     def performance(self, last: int = 100) -> dict[str, Any]:
-        return self._ok(self.http.get("/models/performance", params={"last": last})).json()
+        return self._ok(self._get("/models/performance", {"last": last})).json()
 
     def market_conditions(self) -> MarketConditions:
-        return MarketConditions.model_validate_json(self._ok(self.http.get("/market/conditions")).content)
+        return MarketConditions.model_validate_json(self._ok(self._get("/market/conditions")).content)
 
     def health(self) -> schemas.Health:
         """Ready or not (a 503 here is an answer, not an error: ``ready`` is False)."""
-        r = self.http.get("/health")
+        r = self._get("/health")
         if r.status_code not in (200, 503):
             self._ok(r)
         return schemas.Health.model_validate_json(r.content)
@@ -175,9 +175,13 @@ class TechnicClient:
             raise NoCountModel(unavailable.model_validate_json(r.content))
         return answer.model_validate_json(self._ok(r).content)
 
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        return self.http.get(path, params=params, headers=self._key)
+
     def _send(self, method: str, path: str, body: BaseModel) -> httpx.Response:
         content = body.model_dump_json(exclude_none=True)
-        return self.http.request(method, path, content=content, headers={"content-type": "application/json"})
+        headers = {**self._key, "content-type": "application/json"}
+        return self.http.request(method, path, content=content, headers=headers)
 
     @staticmethod
     def _ok(r: httpx.Response) -> httpx.Response:
@@ -187,6 +191,8 @@ class TechnicClient:
             body = r.json()
         except ValueError:
             raise ApiError(r.status_code, r.text[:500]) from None
+        if not isinstance(body, dict):  # not this API's error body (a proxy's, say)
+            raise ApiError(r.status_code, r.text[:500], body)
         if r.status_code == 422 and isinstance(body.get("detail"), list):
             raise InvalidRequestError(body)
         raise ApiError(r.status_code, body.get("detail"), body)

@@ -95,8 +95,23 @@ def test_the_api_key_is_sent_on_every_call(tmp_path, champions_root):
     with TestClient(create_app(service, api_key="s3cret", reload=False)) as http:
         with TechnicClient(http=http, api_key="s3cret") as keyed:
             assert keyed.predict(CONFIG).count.state == "model"
-        http.headers.pop("X-API-Key", None)
+        # The key went with the keyed client's requests, not onto the shared http client.
+        assert "X-API-Key" not in http.headers
         with TechnicClient(http=http) as anonymous, pytest.raises(ApiError) as refused:
             anonymous.predict(CONFIG)
         assert refused.value.status == 401
     service.stop()
+
+
+@pytest.mark.parametrize(
+    "status, body",
+    [(502, b"<html>bad gateway</html>"), (502, b'["not", "ours"]'), (404, b'{"detail": "gone"}')],
+)
+def test_an_answer_that_is_not_ours_is_an_api_error_with_its_status(status, body):
+    import httpx
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, content=body))
+    http = httpx.Client(transport=transport, base_url="http://api")
+    with http, TechnicClient(http=http) as c, pytest.raises(ApiError) as raised:
+        c.models()
+    assert raised.value.status == status and raised.value.detail
