@@ -24,24 +24,28 @@ def _given(name: str, kind: str) -> dict[str, Any]:
     return {"required": [name], "properties": {name: {"type": kind}}}
 
 
+#: The years a scan's moment may be written in: the NYSE calendar starts 1990-01-02, so the first
+#: full year with a completed session before any moment of it is 1991. The schema says the same
+#: with YEARS_PATTERN on the text (tests/api/test_contract.py checks the two agree at the edges).
+FIRST_YEAR, LAST_YEAR = 1991, 2099
+YEARS_PATTERN = r"^(199[1-9]|20[0-9][0-9])-"
+
+
 def _in_years(value: dt.datetime | None) -> dt.datetime | None:
     if value is not None and not (FIRST_YEAR <= value.year <= LAST_YEAR):
         raise ValueError(f"expected a time in the years {FIRST_YEAR}-{LAST_YEAR} (the NYSE calendar's)")
     return value
 
 
-#: The years a scan's moment may be written in: the NYSE calendar starts 1990-01-02, so the first
-#: full year with a completed session before any moment of it is 1991. The schema says the same
-#: with a pattern on the text, so the two cannot disagree.
-FIRST_YEAR, LAST_YEAR = 1991, 2099
 AsOf = Annotated[
     dt.datetime | None,
     AfterValidator(_in_years),
     Field(
         default=None,
         description="Moment of the scan, ISO 8601 with its offset, years 1991-2099 (default: now live,"
-        " the data's last close offline).",
-        json_schema_extra={"pattern": r"^(199[1-9]|20[0-9][0-9])-"},
+        " the data's last close offline). It must also lie within what the configured market data"
+        " covers and not in the future: otherwise a 422 on as_of names why.",
+        json_schema_extra={"pattern": YEARS_PATTERN},
     ),
 ]
 
