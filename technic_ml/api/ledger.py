@@ -29,6 +29,7 @@ carries its creation time (:mod:`.prediction_ids`), so only such ids wait, never
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -100,6 +101,9 @@ def _config_json(config: dict) -> str:
         return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 
+log = logging.getLogger(__name__)
+
+
 class UnknownPrediction(LookupError):
     pass
 
@@ -133,7 +137,10 @@ class PredictionLedger:
 
     def _flush_loop(self, every: float) -> None:
         while not self._closed.wait(every):
-            self.flush()
+            try:
+                self.flush()
+            except sqlite3.Error as exc:  # kept for the next flush (see flush); the loop goes on
+                log.warning("prediction ledger %s: flush failed, %s; again in %.1f s", self.path, exc, every)
 
     def flush(self) -> None:
         """Write the buffered predictions (one transaction)."""
@@ -143,13 +150,23 @@ class PredictionLedger:
                     return
                 rows, self._pending = self._pending, []
                 shadows, self._pending_shadows = self._pending_shadows, []
-            # IMMEDIATE: take the write lock now (waiting for another worker's flush) rather than
-            # at the first insert, where a conflict is an error instead of a wait.
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            # OR IGNORE: a shadow is a pure function of its prediction; the first one is kept.
-            self._db.executemany("INSERT OR IGNORE INTO shadows VALUES (?,?,?,?,?,?,?)", shadows)
-            self._db.execute("COMMIT")
+            try:
+                # IMMEDIATE: take the write lock now (waiting for another worker's flush) rather
+                # than at the first insert, where a conflict is an error instead of a wait.
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                # OR IGNORE: a shadow is a pure function of its prediction; the first one is kept.
+                self._db.executemany("INSERT OR IGNORE INTO shadows VALUES (?,?,?,?,?,?,?)", shadows)
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                # Nothing half-written stays, and nothing is lost: the rows go back in front of
+                # what arrived meanwhile, for the next flush (the lock held too long, a full disk).
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                with self._pending_lock:
+                    self._pending[:0] = rows
+                    self._pending_shadows[:0] = shadows
+                raise
 
     def close(self) -> None:
         if self._closed.is_set():

@@ -198,3 +198,25 @@ def test_a_forked_process_draws_other_ids():
     child = os.read(read, 64).decode()
     mine = prediction_ids.new()
     assert child[12:] != mine[12:]
+
+
+def test_a_flush_that_cannot_take_the_lock_keeps_its_rows_for_the_next_one(tmp_path):
+    """Another process holding the write lock past the busy wait: the flush fails, nothing is
+    half-written or lost, and the next flush writes every row."""
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite"
+    ledger = PredictionLedger(path, flush_seconds=3600, busy_seconds=0.1)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        ledger.record("p1", {"max_symbols": 10}, _count(10, 8, 12), DURATION)
+        other.execute("BEGIN IMMEDIATE")  # another worker mid-flush, for too long
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            ledger.flush()
+        ledger.record("p2", {"max_symbols": 10}, _count(10, 8, 12), DURATION)
+        other.execute("ROLLBACK")
+        assert ledger.counts() == {"predictions": 2, "outcomes": 0}
+        assert ledger.report("p1", 9, None) is True
+    finally:
+        other.close()
+        ledger.close()
