@@ -169,7 +169,11 @@ def test_parse_config_errors_name_the_field():
     count=st.integers(0, 10_000),
     data=st.data(),
     seconds=st.floats(0, 1e5, allow_nan=False),
-    ts=st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2035, 1, 1)),
+    # Naive times are New York wall-clock times: the hour clocks skip each spring does not exist
+    # and is refused (tests/history/test_schema.py), so the round trip draws only existing ones.
+    ts=st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2035, 1, 1)).filter(
+        lambda t: t.replace(tzinfo=NY).astimezone(dt.UTC).astimezone(NY).replace(tzinfo=None) == t
+    ),
 )
 def test_round_trip_property(count, data, seconds, ts):
     signals = data.draw(st.integers(0, count))
